@@ -1,0 +1,111 @@
+"""Turning functions into dotted names and back, safely.
+
+Running a dotted path read from a database row is code execution, so a name is
+checked against ``ALLOWED_MODULES`` *before* anything is imported: a forged row
+naming ``os.system`` is refused without ``os`` (or anything else) being
+imported on its behalf.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+from collections.abc import Callable
+from typing import Any
+
+from django.apps import apps
+
+from .conf import queue_settings
+from .exceptions import JobNotAllowed, ScheduleError
+
+_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+
+
+def allowed_prefixes() -> list[str]:
+    configured = queue_settings.ALLOWED_MODULES
+    if configured is not None:
+        return list(configured)
+    return [config.name for config in apps.get_app_configs()]
+
+
+def check_allowed(name: str) -> None:
+    """Raise ``JobNotAllowed`` unless ``name`` is a dotted path under an allowed prefix."""
+    if not isinstance(name, str) or not _DOTTED.match(name):
+        raise JobNotAllowed(
+            f"{name!r} is not a dotted path to a function, such as 'myapp.tasks.send_mail'."
+        )
+    for prefix in allowed_prefixes():
+        if name.startswith(prefix + "."):
+            return
+    raise JobNotAllowed(
+        f"{name!r} is not in an allowed module. Jobs may name functions in the modules of "
+        "INSTALLED_APPS, or under the prefixes in ASYNC_QUEUE['ALLOWED_MODULES']."
+    )
+
+
+def resolve(name: str) -> Callable[..., Any]:
+    """Import and return the callable ``name`` names, after checking it is allowed.
+
+    Raises ``JobNotAllowed`` (nothing imported), ``ImportError`` or ``TypeError``.
+    """
+    check_allowed(name)
+    module_name, _, attribute = name.rpartition(".")
+    module = importlib.import_module(module_name)
+    try:
+        target = getattr(module, attribute)
+    except AttributeError:
+        raise ImportError(f"Module {module_name!r} has no attribute {attribute!r}.") from None
+    if not callable(target):
+        raise TypeError(f"{name!r} is a {type(target).__name__}, not a callable.")
+    return target
+
+
+def dotted_name(function: Callable[..., Any] | str) -> str:
+    """The dotted name a job row stores for ``function``; ``ScheduleError`` if it has none.
+
+    Only module-level callables have a name a worker can import again: lambdas,
+    nested functions, bound methods and callables defined in ``__main__`` are
+    refused here, at schedule time, instead of failing in a worker later.
+    """
+    if isinstance(function, str):
+        name = function
+        check_allowed(name)
+        try:
+            resolve(name)
+        except (ImportError, TypeError) as exc:
+            raise ScheduleError(f"Cannot schedule {name!r}: {exc}") from exc
+        return name
+
+    if inspect.ismethod(function):
+        raise ScheduleError(
+            f"{function!r} is a bound method; schedule a module-level function and pass "
+            "the object's primary key as an argument."
+        )
+    if not callable(function):
+        raise ScheduleError(f"{function!r} is not callable.")
+    module = getattr(function, "__module__", None)
+    qualname = getattr(function, "__qualname__", None)
+    if not module or not qualname:
+        raise ScheduleError(f"{function!r} has no importable dotted path.")
+    if qualname == "<lambda>" or "<lambda>" in qualname:
+        raise ScheduleError("Lambdas cannot be scheduled; use a module-level function.")
+    if "<locals>" in qualname:
+        raise ScheduleError(f"{qualname!r} is defined inside a function; move it to module level.")
+    if module == "__main__":
+        raise ScheduleError(
+            f"{qualname!r} is defined in __main__, which a worker cannot import; "
+            "move it to a module of your project."
+        )
+    name = f"{module}.{qualname}"
+    check_allowed(name)
+    try:
+        resolved = resolve(name)
+    except (ImportError, TypeError) as exc:
+        raise ScheduleError(f"Cannot schedule {name!r}: {exc}") from exc
+    if resolved is not function:
+        raise ScheduleError(
+            f"{name!r} does not import back to {function!r}; schedule the module-level "
+            "function itself (a class attribute or a re-bound name is not supported)."
+        )
+    return name

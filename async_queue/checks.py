@@ -1,0 +1,69 @@
+"""System checks for the ASYNC_QUEUE setting (ids ``async_queue.E0xx`` / ``W0xx``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, register
+
+from .conf import SETTINGS
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    value = getattr(settings, "ASYNC_QUEUE", {})
+    if not isinstance(value, dict):
+        return [
+            Error(
+                f"ASYNC_QUEUE must be a dict, not {type(value).__name__}.",
+                hint="Set ASYNC_QUEUE = {'MAX_ATTEMPTS': 5, ...} in your settings.",
+                id="async_queue.E001",
+            )
+        ]
+    errors: list[CheckMessage] = []
+    for key, given in value.items():
+        setting = SETTINGS.get(key)
+        if setting is None:
+            errors.append(
+                Error(
+                    f"ASYNC_QUEUE has an unknown key {key!r}.",
+                    hint=f"Known keys: {', '.join(sorted(SETTINGS))}.",
+                    id="async_queue.E002",
+                )
+            )
+        elif not isinstance(given, setting.types) or isinstance(given, bool):
+            expected = " or ".join("None" if t is type(None) else t.__name__ for t in setting.types)
+            errors.append(
+                Error(
+                    f"ASYNC_QUEUE[{key!r}] must be {expected}, not {type(given).__name__}.",
+                    hint=setting.help,
+                    id="async_queue.E003",
+                )
+            )
+        elif isinstance(given, int | float) and given < 0:
+            errors.append(
+                Error(
+                    f"ASYNC_QUEUE[{key!r}] must not be negative; got {given!r}.",
+                    hint=setting.help,
+                    id="async_queue.E004",
+                )
+            )
+    modules = value.get("ALLOWED_MODULES")
+    if isinstance(modules, list | tuple) and any(not isinstance(m, str) or not m for m in modules):
+        errors.append(
+            Error(
+                "ASYNC_QUEUE['ALLOWED_MODULES'] must list non-empty dotted module prefixes.",
+                hint="For example ['myapp', 'myproject.jobs'].",
+                id="async_queue.E005",
+            )
+        )
+    if value.get("MAX_ATTEMPTS") == 0:
+        errors.append(
+            Error(
+                "ASYNC_QUEUE['MAX_ATTEMPTS'] must be at least 1.",
+                hint="1 means: never retry.",
+                id="async_queue.E006",
+            )
+        )
+    return errors

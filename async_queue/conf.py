@@ -1,0 +1,59 @@
+"""The one place that reads ``settings.ASYNC_QUEUE``.
+
+Values are read on every access, so ``override_settings`` works in tests. Each
+setting has a typed default; ``checks.py`` validates what a project provides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings as django_settings
+
+
+@dataclass(frozen=True)
+class Setting:
+    default: Any
+    types: tuple[type, ...]
+    help: str
+
+
+SETTINGS: dict[str, Setting] = {
+    "ALLOWED_MODULES": Setting(
+        None,
+        (list, tuple, type(None)),
+        "Dotted-name prefixes a job may name. None: the modules of INSTALLED_APPS.",
+    ),
+    "MAX_ATTEMPTS": Setting(5, (int,), "Attempts before a failing job is marked failed."),
+    "MAX_PAYLOAD_BYTES": Setting(
+        1024 * 1024, (int,), "Size limit of a job's JSON args + kwargs + meta."
+    ),
+    "BACKOFF_BASE": Setting(2.0, (int, float), "Seconds before the first retry."),
+    "BACKOFF_FACTOR": Setting(2.0, (int, float), "Growth of the delay per attempt."),
+    "BACKOFF_MAX": Setting(3600.0, (int, float), "Cap on the delay between attempts."),
+    "POLL_INTERVAL": Setting(1.0, (int, float), "Seconds a --forever worker sleeps when idle."),
+    "TRACEBACK_MAX_BYTES": Setting(
+        64 * 1024, (int,), "Stored tracebacks are cut to this size (head and tail kept)."
+    ),
+    "DEFAULT_QUEUE": Setting("default", (str,), "Queue of jobs scheduled without one."),
+}
+
+
+class QueueSettings:
+    """Attribute access to the ASYNC_QUEUE settings, with defaults filled in."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            setting = SETTINGS[name]
+        except KeyError:
+            raise AttributeError(f"Unknown ASYNC_QUEUE setting {name!r}.") from None
+        return self.raw().get(name, setting.default)
+
+    @staticmethod
+    def raw() -> dict[str, Any]:
+        value = getattr(django_settings, "ASYNC_QUEUE", None)
+        return value if isinstance(value, dict) else {}
+
+
+queue_settings = QueueSettings()

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from async_queue.worker import Outcome, Worker, WorkerAborted
+
+
+class Command(BaseCommand):
+    help = (
+        "Run due jobs, highest priority first, then oldest first. Without --forever, exits 0 "
+        "once no job is due (for cron). SIGTERM/SIGINT finish the current job and stop; a "
+        "second signal aborts it (rolled back, requeued)."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--jobs", type=int, metavar="N", help="Stop after N jobs.")
+        parser.add_argument(
+            "--queue",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="Only run jobs of this queue (repeatable).",
+        )
+        parser.add_argument(
+            "--filter", default="", metavar="PREFIX", help="Only run jobs whose name starts so."
+        )
+        parser.add_argument("--database", default="default", help="Database alias of the queue.")
+        parser.add_argument(
+            "--forever", action="store_true", help="Keep running, polling for new jobs."
+        )
+        parser.add_argument(
+            "--sleep",
+            type=float,
+            metavar="SECONDS",
+            help="Polling interval with --forever (default: ASYNC_QUEUE['POLL_INTERVAL']).",
+        )
+        parser.add_argument(
+            "--max-seconds",
+            type=float,
+            metavar="SECONDS",
+            help="With --forever, stop after this long (for process recyclers).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["jobs"] is not None and options["jobs"] < 1:
+            raise CommandError("--jobs must be at least 1.")
+        if options["sleep"] is not None and options["sleep"] <= 0:
+            raise CommandError("--sleep must be a positive number of seconds.")
+        worker = Worker(options["database"], queues=options["queue"], prefix=options["filter"])
+        verbosity = options["verbosity"]
+
+        def report(outcome: Outcome) -> None:
+            if verbosity >= 1:
+                self.stdout.write(str(outcome))
+
+        try:
+            with worker.signals():
+                if options["forever"]:
+                    worker.run_forever(
+                        sleep=options["sleep"],
+                        max_seconds=options["max_seconds"],
+                        max_jobs=options["jobs"],
+                        report=report,
+                    )
+                else:
+                    worker.drain(options["jobs"], report)
+        except WorkerAborted as exc:
+            raise CommandError(
+                f"Worker {exc}; the running job was rolled back and requeued."
+            ) from None

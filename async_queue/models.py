@@ -1,0 +1,189 @@
+"""Job rows: the queue, the progress record and the dashboard record in one.
+
+A job moves ``queued -> running -> succeeded | failed | cancelled``; a failed
+attempt that has attempts left goes back to ``queued`` with a later
+``run_after``. Every transition is a conditional UPDATE that names the status
+it expects, so two processes can never both perform the same transition.
+Timestamps come from the database clock (``Now()``), never from the clock of
+whichever machine a worker runs on.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.db.models import F, Q
+from django.db.models.functions import Now
+
+from .exceptions import InvalidJobState
+
+if TYPE_CHECKING:
+    from .worker import Outcome
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+
+class JobQuerySet(models.QuerySet["Job"]):
+    def queued(self) -> JobQuerySet:
+        return self.filter(status=Status.QUEUED)
+
+    def due(self) -> JobQuerySet:
+        """Queued jobs whose ``run_after`` has passed on the database clock."""
+        return self.filter(status=Status.QUEUED, run_after__lte=Now())
+
+    def running(self) -> JobQuerySet:
+        return self.filter(status=Status.RUNNING)
+
+    def succeeded(self) -> JobQuerySet:
+        return self.filter(status=Status.SUCCEEDED)
+
+    def failed(self) -> JobQuerySet:
+        return self.filter(status=Status.FAILED)
+
+    def cancelled(self) -> JobQuerySet:
+        return self.filter(status=Status.CANCELLED)
+
+    def finished(self) -> JobQuerySet:
+        return self.filter(status__in=FINISHED)
+
+    def in_claim_order(self) -> JobQuerySet:
+        """Highest priority first, then the longest due, then the oldest."""
+        return self.order_by("-priority", "run_after", "id")
+
+    def cancel(self) -> int:
+        """Cancel the queued jobs among these; returns how many were cancelled."""
+        return self.queued().update(status=Status.CANCELLED, finished_at=Now())
+
+
+class Job(models.Model):
+    name = models.CharField(max_length=255, help_text="Dotted path of the function to run.")
+    args = models.JSONField(default=list, blank=True, encoder=DjangoJSONEncoder)
+    kwargs = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    meta = models.JSONField(
+        default=dict, blank=True, encoder=DjangoJSONEncoder, help_text="Free-form caller data."
+    )
+    queue = models.CharField(max_length=100, default="default")
+    priority = models.IntegerField(default=0, help_text="Higher runs first.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+
+    run_after = models.DateTimeField(db_default=Now(), help_text="Not run before this time.")
+    created_at = models.DateTimeField(db_default=Now())
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    attempts = models.PositiveIntegerField(default=0, help_text="Attempts claimed so far.")
+    max_attempts = models.PositiveIntegerField(default=5)
+    worker = models.CharField(
+        max_length=200, blank=True, default="", help_text="The worker of the latest claim."
+    )
+    result = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    last_error = models.TextField(blank=True, default="")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="async_queue_jobs",
+    )
+
+    progress_current = models.BigIntegerField(null=True, blank=True)
+    progress_total = models.BigIntegerField(null=True, blank=True)
+    progress_message = models.CharField(max_length=255, blank=True, default="")
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(
+                F("priority").desc(),
+                "run_after",
+                "id",
+                condition=Q(status="queued"),
+                name="async_queue_job_claim_idx",
+            ),
+            models.Index(fields=["status", "finished_at"], name="async_queue_job_finished_idx"),
+            models.Index(fields=["name", "status"], name="async_queue_job_name_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=Status.values), name="async_queue_job_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.name} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+    def _transition(self, expected: tuple[str, ...], **values: Any) -> None:
+        """Apply ``values`` only if the row is still in one of the ``expected`` statuses."""
+        updated = Job.objects.filter(pk=self.pk, status__in=expected).update(**values)
+        if not updated:
+            self.refresh_from_db(fields=["status"])
+            raise InvalidJobState(
+                f"Job {self.pk} is {self.status}; expected {' or '.join(expected)}."
+            )
+        self.refresh_from_db(fields=[*values])
+
+    def cancel(self) -> None:
+        """Cancel a queued job (it will never run)."""
+        self._transition((Status.QUEUED,), status=Status.CANCELLED, finished_at=Now())
+
+    def retry(self) -> None:
+        """Queue a failed job again, now; it gets one more attempt if it had none left."""
+        self._transition(
+            (Status.FAILED,),
+            status=Status.QUEUED,
+            run_after=Now(),
+            finished_at=None,
+            max_attempts=max(self.max_attempts, self.attempts + 1),
+        )
+
+    def execute(self) -> Outcome:
+        """Run this queued job now, in this process, exactly as a worker would."""
+        from .worker import Worker
+
+        outcome = Worker(using=self._state.db or "default").execute(self)
+        self.refresh_from_db()
+        return outcome
+
+
+class JobError(models.Model):
+    """One failed attempt: what was raised, where, and by which worker."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="errors")
+    attempt = models.PositiveIntegerField()
+    created_at = models.DateTimeField(db_default=Now())
+    worker = models.CharField(max_length=200, blank=True, default="")
+    exception = models.CharField(max_length=255, help_text="Dotted class of the exception.")
+    message = models.TextField(blank=True, default="")
+    traceback = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["created_at"], name="async_queue_error_created_idx")]
+
+    def __str__(self) -> str:
+        return f"Job {self.job_id}, attempt {self.attempt}: {self.exception}"

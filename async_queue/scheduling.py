@@ -1,0 +1,226 @@
+"""``schedule()`` and ``deschedule()``: validate in the caller, write on commit.
+
+Everything a worker would trip over later (an unimportable function, arguments
+that are not JSON, an oversized payload, a naive datetime) is refused here with
+a ``ScheduleError``, before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models, router, transaction
+from django.db.models.functions import Now
+from django.utils import timezone
+
+from .callables import dotted_name
+from .conf import queue_settings
+from .exceptions import ScheduleError
+from .models import Job
+
+INT32 = (-(2**31), 2**31 - 1)
+
+
+def _dumps(value: Any) -> str:
+    # sort_keys: the stored text of equal kwargs is equal on every backend (deschedule).
+    return json.dumps(
+        value, cls=DjangoJSONEncoder, allow_nan=False, sort_keys=True, separators=(",", ":")
+    )
+
+
+def _why_not_json(label: str, value: Any) -> str:
+    """A message naming the first element of ``value`` that cannot be encoded."""
+    items: list[tuple[str, Any]]
+    if isinstance(value, dict):
+        items = [(f"{label}[{key!r}]", item) for key, item in value.items()]
+    elif isinstance(value, list | tuple):
+        items = [(f"{label}[{index}]", item) for index, item in enumerate(value)]
+    else:
+        items = []
+    for item_label, item in items:
+        try:
+            _dumps(item)
+        except RecursionError:
+            return f"{item_label} is nested too deeply to store as JSON."
+        except (TypeError, ValueError) as exc:
+            if isinstance(item, dict | list | tuple):
+                return _why_not_json(item_label, item)
+            hint = ""
+            if isinstance(item, models.Model):
+                hint = " Pass its primary key and load the object inside the job."
+            elif isinstance(item, set | frozenset):
+                hint = " Pass a list instead."
+            elif isinstance(item, bytes | bytearray):
+                hint = " Pass text (e.g. base64) instead."
+            return f"{item_label} cannot be stored as JSON ({exc}).{hint}"
+    return f"{label} cannot be stored as JSON."
+
+
+def encode_payload(
+    args: Sequence[Any] | None, kwargs: dict[str, Any] | None, meta: dict[str, Any] | None = None
+) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
+    """Validate and normalise a job's JSON payload: what the worker will receive."""
+    args = [] if args is None else args
+    kwargs = {} if kwargs is None else kwargs
+    meta = {} if meta is None else meta
+    if not isinstance(args, list | tuple):
+        raise ScheduleError(f"args must be a list or tuple, not {type(args).__name__}.")
+    if not isinstance(kwargs, dict):
+        raise ScheduleError(f"kwargs must be a dict, not {type(kwargs).__name__}.")
+    if bad := [key for key in kwargs if not isinstance(key, str)]:
+        raise ScheduleError(f"kwargs keys must be strings; got {bad[0]!r}.")
+    if not isinstance(meta, dict):
+        raise ScheduleError(f"meta must be a dict, not {type(meta).__name__}.")
+    payload = {"args": list(args), "kwargs": kwargs, "meta": meta}
+    try:
+        text = _dumps(payload)
+    except RecursionError:
+        raise ScheduleError("The job's arguments are nested too deeply to store as JSON.") from None
+    except (TypeError, ValueError):
+        for label in ("args", "kwargs", "meta"):
+            try:
+                _dumps(payload[label])
+            except (RecursionError, TypeError, ValueError):
+                raise ScheduleError(_why_not_json(label, payload[label])) from None
+        raise
+    limit = queue_settings.MAX_PAYLOAD_BYTES
+    size = len(text.encode())
+    if size > limit:
+        raise ScheduleError(
+            f"The job's arguments are {size} bytes of JSON, over the {limit}-byte limit "
+            "(ASYNC_QUEUE['MAX_PAYLOAD_BYTES']). Store large data in your own table and "
+            "pass its key."
+        )
+    decoded = json.loads(text)
+    return decoded["args"], decoded["kwargs"], decoded["meta"]
+
+
+def _run_after(value: datetime | timedelta | None) -> Any:
+    if value is None:
+        return Now()
+    if isinstance(value, timedelta):
+        return models.ExpressionWrapper(Now() + value, output_field=models.DateTimeField())
+    if isinstance(value, datetime):
+        if settings.USE_TZ and timezone.is_naive(value):
+            raise ScheduleError(
+                f"run_after={value!r} is a naive datetime; pass an aware one "
+                "(django.utils.timezone.now() + ...) or a timedelta."
+            )
+        return value
+    raise ScheduleError(
+        f"run_after must be an aware datetime or a timedelta, not {type(value).__name__}."
+    )
+
+
+def _user_id(user: Any) -> Any:
+    if user is None or getattr(user, "is_anonymous", False):
+        return None
+    if isinstance(user, models.Model):
+        if user.pk is None:
+            raise ScheduleError("user has not been saved; it has no primary key.")
+        return user.pk
+    raise ScheduleError(f"user must be a user instance or None, not {type(user).__name__}.")
+
+
+def _checked_int(label: str, value: Any, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ScheduleError(f"{label} must be an integer from {low} to {high}; got {value!r}.")
+    return value
+
+
+def build_job(
+    function: Callable[..., Any] | str,
+    args: Sequence[Any] | None = None,
+    kwargs: dict[str, Any] | None = None,
+    *,
+    run_after: datetime | timedelta | None = None,
+    priority: int = 0,
+    queue: str | None = None,
+    meta: dict[str, Any] | None = None,
+    user: Any = None,
+    max_attempts: int | None = None,
+) -> Job:
+    """A validated, unsaved Job; ``ScheduleError`` on any bad input."""
+    name = dotted_name(function)
+    args, kwargs, meta = encode_payload(args, kwargs, meta)
+    queue = queue_settings.DEFAULT_QUEUE if queue is None else queue
+    if not isinstance(queue, str) or not queue or len(queue) > 100:
+        raise ScheduleError(
+            f"queue must be a non-empty name of up to 100 characters; got {queue!r}."
+        )
+    if max_attempts is None:
+        max_attempts = queue_settings.MAX_ATTEMPTS
+    return Job(
+        name=name,
+        args=args,
+        kwargs=kwargs,
+        meta=meta,
+        queue=queue,
+        priority=_checked_int("priority", priority, *INT32),
+        run_after=_run_after(run_after),
+        max_attempts=_checked_int("max_attempts", max_attempts, 1, INT32[1]),
+        user_id=_user_id(user),
+    )
+
+
+def _insert(job: Job, using: str) -> None:
+    job.save(using=using, force_insert=True)
+
+
+def schedule(
+    function: Callable[..., Any] | str,
+    args: Sequence[Any] | None = None,
+    kwargs: dict[str, Any] | None = None,
+    *,
+    run_after: datetime | timedelta | None = None,
+    priority: int = 0,
+    queue: str | None = None,
+    meta: dict[str, Any] | None = None,
+    user: Any = None,
+    max_attempts: int | None = None,
+    using: str | None = None,
+    on_commit: bool = True,
+) -> Job:
+    """Queue ``function(*args, **kwargs)`` to run in a worker; returns the Job.
+
+    Inside a transaction the row is written when that transaction commits (and
+    never, if it rolls back); the returned Job gets its pk then. ``on_commit=False``
+    writes the row at once, inside the caller's transaction.
+    """
+    job = build_job(
+        function,
+        args,
+        kwargs,
+        run_after=run_after,
+        priority=priority,
+        queue=queue,
+        meta=meta,
+        user=user,
+        max_attempts=max_attempts,
+    )
+    alias = using or router.db_for_write(Job)
+    if on_commit:
+        transaction.on_commit(partial(_insert, job, alias), using=alias)
+    else:
+        _insert(job, alias)
+    return job
+
+
+def deschedule(
+    function: Callable[..., Any] | str,
+    args: Sequence[Any] | None = None,
+    kwargs: dict[str, Any] | None = None,
+    *,
+    using: str | None = None,
+) -> int:
+    """Cancel the queued jobs that would call ``function(*args, **kwargs)``; returns how many."""
+    name = function if isinstance(function, str) else dotted_name(function)
+    args, kwargs, _ = encode_payload(args, kwargs)
+    alias = using or router.db_for_write(Job)
+    return Job.objects.using(alias).filter(name=name, args=args, kwargs=kwargs).cancel()

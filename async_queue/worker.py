@@ -1,0 +1,304 @@
+"""The worker loop: claim -> run -> finish, one job at a time.
+
+1. **Claim** (``db.claim``): one committed statement marks the next due job
+   ``running`` and counts the attempt.
+2. **Run**: the job body and the success update commit together in one
+   ``transaction.atomic()``. The success update is *fenced*: it only matches the
+   row if it is still ``running`` under this worker's claim and attempt; if it
+   matches nothing, the whole transaction (body included) rolls back.
+3. **Finish a failure**: after the rollback, a separate transaction records a
+   ``JobError`` and either requeues the job with backoff or marks it failed.
+
+A failing job (any exception, ``sys.exit()`` included) never stops the worker.
+The worker keeps its database connections between jobs whatever
+``CONN_MAX_AGE`` says, closing only ones that broke.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from types import FrameType
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import DatabaseError, connections, models
+from django.db.models.functions import Now
+
+from . import db
+from .callables import resolve
+from .conf import queue_settings
+from .exceptions import CompletionFenced, InvalidJobState, JobNotAllowed
+from .models import Job, JobError, Status
+from .retries import retry_delay
+
+logger = logging.getLogger("async_queue.worker")
+
+MESSAGE_MAX_CHARS = 2000
+SUMMARY_MAX_CHARS = 500
+
+
+class WorkerAborted(BaseException):
+    """Raised into a running job when the worker must stop at once (a second signal)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one attempt."""
+
+    job_id: int
+    name: str
+    status: str  # succeeded, retrying, failed, aborted or fenced
+    duration: float
+    error: str = ""
+    retry_in: float | None = None
+
+    def __str__(self) -> str:
+        line = f"job {self.job_id} {self.name} {self.status} in {self.duration:.3f}s"
+        if self.retry_in is not None:
+            line += f", retry in {self.retry_in:.1f}s"
+        if self.error:
+            line += f": {self.error}"
+        return line
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def exception_path(exc: BaseException) -> str:
+    cls = type(exc)
+    return (
+        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    )
+
+
+def format_traceback(exc: BaseException) -> str:
+    """The traceback text (no frame locals), cut to ``TRACEBACK_MAX_BYTES`` around the middle."""
+    text = "".join(traceback.format_exception(exc))
+    limit = queue_settings.TRACEBACK_MAX_BYTES
+    if len(text) <= limit:
+        return text
+    head = limit // 4
+    tail = limit - head
+    return f"{text[:head]}\n... [{len(text) - limit} characters cut] ...\n{text[-tail:]}"
+
+
+def _storable(result: Any) -> Any:
+    try:
+        json.dumps(result, cls=DjangoJSONEncoder, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise TypeError(
+            f"The job returned a {type(result).__name__}, which cannot be stored as JSON ({exc})."
+        ) from None
+    return result
+
+
+class Worker:
+    """Claims and runs jobs from one database; used by ``flush_queue`` and ``Job.execute()``."""
+
+    def __init__(
+        self,
+        using: str = "default",
+        *,
+        queues: Sequence[str] = (),
+        prefix: str = "",
+        worker_id: str | None = None,
+    ) -> None:
+        self.using = using
+        self.queues = tuple(queues)
+        self.prefix = prefix
+        self.worker_id = worker_id or default_worker_id()
+        self.stopping = False
+        self.current: Job | None = None
+
+    # -- the loop -----------------------------------------------------------------
+
+    def drain(
+        self, max_jobs: int | None = None, report: Callable[[Outcome], None] | None = None
+    ) -> int:
+        """Run due jobs until none is due (or ``max_jobs`` ran, or a stop); returns how many."""
+        count = 0
+        while not self.stopping and (max_jobs is None or count < max_jobs):
+            job = db.claim(self.using, self.worker_id, queues=self.queues, prefix=self.prefix)
+            if job is None:
+                break
+            outcome = self.run(job)
+            count += 1
+            if report:
+                report(outcome)
+            self._keep_connections_healthy()
+        return count
+
+    def run_forever(
+        self,
+        *,
+        sleep: float | None = None,
+        max_seconds: float | None = None,
+        max_jobs: int | None = None,
+        report: Callable[[Outcome], None] | None = None,
+    ) -> int:
+        """Drain, then poll every ``sleep`` seconds, until stopped or a limit is reached."""
+        interval = queue_settings.POLL_INTERVAL if sleep is None else sleep
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        count = 0
+        while not self.stopping:
+            remaining = None if max_jobs is None else max_jobs - count
+            if remaining == 0:
+                break
+            try:
+                count += self.drain(remaining, report)
+            except DatabaseError:
+                logger.exception("Database error in the worker loop; retrying.")
+                self._keep_connections_healthy(force=True)
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            if not self.stopping and (max_jobs is None or count < max_jobs):
+                self._idle(
+                    interval if deadline is None else min(interval, deadline - time.monotonic())
+                )
+        return count
+
+    def stop(self) -> None:
+        """Finish the current job, then stop."""
+        self.stopping = True
+
+    def _idle(self, seconds: float) -> None:
+        end = time.monotonic() + max(seconds, 0)
+        while not self.stopping and (left := end - time.monotonic()) > 0:
+            time.sleep(min(left, 0.1))
+
+    def _keep_connections_healthy(self, force: bool = False) -> None:
+        # Unlike close_old_connections(), keep healthy connections whatever
+        # CONN_MAX_AGE says: reconnecting per job costs more than the job.
+        for connection in connections.all(initialized_only=True):
+            if connection.in_atomic_block:
+                continue
+            if force or (connection.errors_occurred and not connection.is_usable()):
+                connection.close()
+
+    @contextlib.contextmanager
+    def signals(self) -> Iterator[None]:
+        """SIGTERM/SIGINT: the first finishes the current job, a second aborts it."""
+
+        def handle(signum: int, frame: FrameType | None) -> None:
+            if self.stopping and self.current is not None:
+                raise WorkerAborted(f"aborted by {signal.Signals(signum).name}")
+            logger.info("Stopping after the current job (send the signal again to abort it).")
+            self.stop()
+
+        previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    # -- one job ------------------------------------------------------------------
+
+    def execute(self, job: Job) -> Outcome:
+        """Claim this queued job (due or not) and run it."""
+        claimed = db.claim(self.using, self.worker_id, job_id=job.pk)
+        if claimed is None:
+            job.refresh_from_db(fields=["status"])
+            raise InvalidJobState(f"Job {job.pk} is {job.status}; only a queued job can run.")
+        return self.run(claimed)
+
+    def run(self, job: Job) -> Outcome:
+        """Run a job this worker has claimed, and record what became of it."""
+        started = time.monotonic()
+        self.current = job
+        try:
+            try:
+                function = resolve(job.name)
+            except JobNotAllowed as exc:
+                return self._failed(job, exc, started, final=True)
+            except TypeError as exc:
+                return self._failed(job, exc, started, final=True)
+            except Exception as exc:
+                return self._failed(job, exc, started)
+            try:
+                with db.job_transaction(self.using):
+                    result = _storable(function(*job.args, **job.kwargs))
+                    self._complete(job, result)
+            except CompletionFenced as exc:
+                logger.warning("%s", exc)
+                return Outcome(job.pk, job.name, "fenced", time.monotonic() - started, str(exc))
+            except WorkerAborted as exc:
+                self._failed(job, exc, started, requeue_now=True)
+                raise
+            except (Exception, SystemExit) as exc:
+                return self._failed(job, exc, started)
+            return Outcome(job.pk, job.name, Status.SUCCEEDED, time.monotonic() - started)
+        finally:
+            self.current = None
+
+    def _claimed(self, job: Job) -> models.QuerySet[Job]:
+        """The job's row, only while it is still running under this claim."""
+        return Job.objects.using(self.using).filter(
+            pk=job.pk, status=Status.RUNNING, attempts=job.attempts, worker=self.worker_id
+        )
+
+    def _complete(self, job: Job, result: Any) -> None:
+        done = self._claimed(job).update(status=Status.SUCCEEDED, result=result, finished_at=Now())
+        if not done:
+            raise CompletionFenced(
+                f"Job {job.pk} attempt {job.attempts} is no longer claimed by {self.worker_id}; "
+                "its transaction was rolled back."
+            )
+
+    def _failed(
+        self,
+        job: Job,
+        exc: BaseException,
+        started: float,
+        *,
+        final: bool = False,
+        requeue_now: bool = False,
+    ) -> Outcome:
+        message = str(exc)[:MESSAGE_MAX_CHARS]
+        summary = f"{exception_path(exc)}: {message}"[:SUMMARY_MAX_CHARS]
+        duration = time.monotonic() - started
+        retry_in: float | None = None
+        if requeue_now:
+            status, values = "aborted", {"status": Status.QUEUED, "run_after": Now()}
+        elif final or job.attempts >= job.max_attempts:
+            status, values = Status.FAILED, {"status": Status.FAILED, "finished_at": Now()}
+        else:
+            retry_in = retry_delay(job.attempts)
+            later = Now() + timedelta(seconds=retry_in)
+            status = "retrying"
+            values = {
+                "status": Status.QUEUED,
+                "run_after": models.ExpressionWrapper(later, output_field=models.DateTimeField()),
+            }
+        try:
+            with db.job_transaction(self.using):
+                if self._claimed(job).update(last_error=summary, **values):
+                    JobError.objects.using(self.using).create(
+                        job_id=job.pk,
+                        attempt=job.attempts,
+                        worker=self.worker_id,
+                        exception=exception_path(exc)[:255],
+                        message=message,
+                        traceback=format_traceback(exc),
+                    )
+                else:
+                    status = "fenced"
+        except DatabaseError:
+            # The row stays running; crash recovery requeues it.
+            logger.exception("Could not record the failure of job %s.", job.pk)
+            self._keep_connections_healthy(force=True)
+        if status == Status.FAILED:
+            logger.error("Job %s %s failed: %s", job.pk, job.name, summary)
+        return Outcome(job.pk, job.name, status, duration, summary, retry_in)

@@ -1,0 +1,176 @@
+import sys
+
+import pytest
+from django.db.models.functions import Now
+
+from async_queue import InvalidJobState, Job, JobError, Status, schedule
+from async_queue import db as queue_db
+from async_queue.retries import retry_ceiling
+from async_queue.worker import Worker
+from tests.testapp import tasks
+from tests.testapp.models import Counter, Record
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def make_due(job):
+    Job.objects.filter(pk=job.pk).update(run_after=Now())
+
+
+def test_success_commits_the_body_and_the_job_together():
+    job = schedule(tasks.increment, kwargs={"name": "a", "by": 3})
+    outcome = job.execute()
+    assert outcome.status == Status.SUCCEEDED
+    assert Counter.objects.get(name="a").value == 3
+    job.refresh_from_db()
+    assert (job.status, job.result, job.attempts) == (Status.SUCCEEDED, 3, 1)
+    assert job.started_at <= job.finished_at
+    assert job.worker  # the claiming worker is recorded
+    assert not job.errors.exists()
+
+
+def test_a_failing_body_rolls_back_and_is_retried_with_backoff():
+    job = schedule(tasks.increment_then_fail, kwargs={"name": "a"})
+    outcome = job.execute()
+    assert outcome.status == "retrying"
+    assert not Counter.objects.exists()  # the body's write rolled back
+    assert job.status == Status.QUEUED
+    assert job.attempts == 1
+    assert job.last_error == "ValueError: failed after incrementing a"
+    delay = (job.run_after - job.started_at).total_seconds()
+    assert retry_ceiling(1) / 2 - 0.05 <= delay <= retry_ceiling(1) + 0.05
+    assert outcome.retry_in == pytest.approx(delay, abs=0.05)
+    error = job.errors.get()
+    assert (error.attempt, error.exception, error.message) == (
+        1,
+        "ValueError",
+        "failed after incrementing a",
+    )
+    assert "Traceback (most recent call last)" in error.traceback
+    assert "increment_then_fail" in error.traceback
+    assert error.worker == job.worker
+
+
+def test_a_job_that_keeps_failing_ends_failed_after_max_attempts():
+    job = schedule(tasks.fail, ["nope"], max_attempts=3)
+    statuses = []
+    for _ in range(3):
+        make_due(job)
+        statuses.append(job.execute().status)
+    assert statuses == ["retrying", "retrying", "failed"]
+    assert job.status == Status.FAILED
+    assert job.finished_at is not None
+    assert list(job.errors.values_list("attempt", flat=True)) == [1, 2, 3]
+    with pytest.raises(InvalidJobState, match="only a queued job can run"):
+        job.execute()
+
+
+def test_execute_runs_a_queued_job_before_its_run_after():
+    import datetime as dt
+
+    job = schedule(tasks.increment, run_after=dt.timedelta(hours=1))
+    assert job.execute().status == Status.SUCCEEDED
+
+
+def test_sys_exit_in_a_job_is_a_failed_attempt():
+    job = schedule(tasks.call_exit, [4], max_attempts=1)
+    assert job.execute().status == Status.FAILED
+    assert job.errors.get().exception == "SystemExit"
+
+
+def test_a_result_that_is_not_json_fails_the_attempt():
+    job = schedule(tasks.returns_unstorable, max_attempts=1)
+    job.execute()
+    assert job.status == Status.FAILED
+    assert "cannot be stored as JSON" in job.last_error
+
+
+def test_forged_row_naming_a_disallowed_module_fails_without_importing_it():
+    assert "this" not in sys.modules
+    job = Job.objects.create(name="this.s", max_attempts=5)
+    outcome = job.execute()
+    assert outcome.status == Status.FAILED  # final at once: retrying cannot help
+    assert "this" not in sys.modules
+    assert "not in an allowed module" in job.last_error
+    assert job.attempts == 1
+
+
+def test_forged_row_naming_something_not_callable_fails_at_once():
+    job = Job.objects.create(name="tests.testapp.tasks.NOT_CALLABLE")
+    assert job.execute().status == Status.FAILED
+    assert "not a callable" in job.last_error
+
+
+def test_a_name_that_does_not_import_is_retried():
+    job = Job.objects.create(name="tests.testapp.gone.fn")
+    assert job.execute().status == "retrying"
+    assert "No module named 'tests.testapp.gone'" in job.last_error
+
+
+def test_completion_is_fenced_to_the_claim():
+    job = schedule(tasks.increment)
+    claimed = queue_db.claim("default", "worker-a", job_id=job.pk)
+    # Another process took the job over (a false rescue): the first runner must not commit.
+    Job.objects.filter(pk=job.pk).update(worker="worker-b")
+    outcome = Worker(worker_id="worker-a").run(claimed)
+    assert outcome.status == "fenced"
+    assert not Counter.objects.exists()
+    job.refresh_from_db()
+    assert (job.status, job.worker) == (Status.RUNNING, "worker-b")
+    assert not JobError.objects.exists()
+
+
+def test_claim_counts_the_attempt_in_a_committed_statement():
+    job = schedule(tasks.increment)
+    claimed = queue_db.claim("default", "w")
+    assert claimed.pk == job.pk
+    assert (claimed.status, claimed.attempts, claimed.worker) == (Status.RUNNING, 1, "w")
+    assert claimed.started_at is not None
+    assert Job.objects.get(pk=job.pk).attempts == 1
+    assert queue_db.claim("default", "w") is None
+
+
+def test_claim_order_is_priority_then_age_and_skips_future_jobs():
+    import datetime as dt
+
+    low = schedule(tasks.record, ["low"], priority=-1)
+    first = schedule(tasks.record, ["first"])
+    second = schedule(tasks.record, ["second"])
+    high = schedule(tasks.record, ["high"], priority=10)
+    schedule(tasks.record, ["later"], priority=100, run_after=dt.timedelta(hours=1))
+    worker = Worker()
+    assert worker.drain() == 4
+    assert list(Record.objects.order_by("id").values_list("label", flat=True)) == [
+        "high",
+        "first",
+        "second",
+        "low",
+    ]
+    assert {high.pk, first.pk, second.pk, low.pk} == set(
+        Job.objects.succeeded().values_list("pk", flat=True)
+    )
+
+
+def test_claim_query_is_one_statement(django_assert_num_queries):
+    schedule(tasks.increment)
+    with django_assert_num_queries(1):
+        assert queue_db.claim("default", "w") is not None
+
+
+def test_success_path_costs_the_body_plus_one_update(django_assert_num_queries):
+    job = schedule(tasks.echo, [1])
+    claimed = queue_db.claim("default", "w")
+    # BEGIN, the fenced UPDATE, COMMIT: nothing else on the success path.
+    with django_assert_num_queries(3):
+        Worker(worker_id="w").run(claimed)
+    assert Job.objects.get(pk=job.pk).status == Status.SUCCEEDED
+
+
+def test_queue_and_prefix_filters():
+    schedule(tasks.record, ["mail"], queue="mail")
+    schedule(tasks.record, ["default"])
+    schedule(tasks.echo, ["echo"], queue="mail")
+    assert Worker(queues=["mail"], prefix="tests.testapp.tasks.rec").drain() == 1
+    assert list(Record.objects.values_list("label", flat=True)) == ["mail"]
+    assert Worker(queues=["mail"]).drain() == 1
+    assert Worker().drain(max_jobs=5) == 1

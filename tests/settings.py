@@ -1,0 +1,81 @@
+"""Settings for the test suite: SQLite by default, PostgreSQL with ASYNC_QUEUE_TEST_DB=postgres.
+
+Worker subprocesses started by the tests use these settings too; the test run
+passes them the test database's name in ASYNC_QUEUE_TEST_DB_NAME.
+"""
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SECRET_KEY = "tests-only-not-secret"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+ALLOWED_HOSTS = ["*"]
+ROOT_URLCONF = "tests.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "async_queue",
+    "tests.testapp",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+_child_db_name = os.environ.get("ASYNC_QUEUE_TEST_DB_NAME")
+
+if os.environ.get("ASYNC_QUEUE_TEST_DB", "sqlite") == "postgres":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": _child_db_name or "async_queue",
+            "USER": os.environ.get("ASYNC_QUEUE_PG_USER", "postgres"),
+            "PASSWORD": os.environ.get("ASYNC_QUEUE_PG_PASSWORD", ""),
+            "HOST": os.environ.get("ASYNC_QUEUE_PG_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("ASYNC_QUEUE_PG_PORT", "5432"),
+            "TEST": {"NAME": "test_async_queue"},
+        }
+    }
+else:
+    _db_dir = BASE_DIR / ".pytest-db"
+    _db_dir.mkdir(exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": _child_db_name or str(_db_dir / "async_queue.sqlite3"),
+            # A file, not :memory:, so that worker subprocesses share it; WAL mode
+            # (set once by tests/conftest.py, it persists in the file) lets them read
+            # while another connection writes.
+            "TEST": {"NAME": str(_db_dir / "test_async_queue.sqlite3")},
+            "OPTIONS": {
+                "timeout": 20,
+                "init_command": "PRAGMA synchronous=NORMAL;",
+            },
+        }
+    }
+
+ASYNC_QUEUE = {"BACKOFF_BASE": 0.2, "BACKOFF_MAX": 5.0, "POLL_INTERVAL": 0.2}

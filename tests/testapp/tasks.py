@@ -1,0 +1,56 @@
+"""Job functions the tests schedule."""
+
+import sys
+import time
+
+from django.db.models import F
+
+from .models import Counter, Record
+
+NOT_CALLABLE = 42
+
+
+def increment(name: str = "c", by: int = 1) -> int:
+    Counter.objects.get_or_create(name=name)
+    Counter.objects.filter(name=name).update(value=F("value") + by)
+    return Counter.objects.get(name=name).value
+
+
+def record(label: str) -> str:
+    Record.objects.create(label=label)
+    return label
+
+
+def increment_then_fail(name: str = "c") -> None:
+    increment(name)
+    raise ValueError(f"failed after incrementing {name}")
+
+
+def fail(message: str = "boom") -> None:
+    raise RuntimeError(message)
+
+
+def call_exit(code: int = 3) -> None:
+    sys.exit(code)
+
+
+def echo(*args, **kwargs) -> dict:
+    return {"args": list(args), "kwargs": kwargs}
+
+
+def returns_unstorable() -> object:
+    return object()
+
+
+def sleep(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+class Helper:
+    def method(self) -> None:
+        pass
+
+    @staticmethod
+    def static() -> None:
+        pass
