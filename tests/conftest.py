@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,3 +47,63 @@ def manage(transactional_db) -> Callable[..., subprocess.CompletedProcess]:
         return result
 
     return run
+
+
+class WorkerProcess:
+    """A ``flush_queue`` subprocess whose output goes to files (no pipe to fill up)."""
+
+    def __init__(self, args: tuple[str, ...], directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.stdout_path = directory / "stdout"
+        self.stderr_path = directory / "stderr"
+        with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "django", "flush_queue", *args],
+                env=child_env(),
+                cwd=ROOT,
+                stdout=out,
+                stderr=err,
+            )
+
+    def send_signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float = 30) -> int:
+        return self.process.wait(timeout=timeout)
+
+    @property
+    def stdout(self) -> str:
+        return self.stdout_path.read_text()
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def start_worker(transactional_db, tmp_path) -> Callable[..., WorkerProcess]:
+    """Start ``flush_queue`` subprocesses; any still running are killed at teardown."""
+    started: list[WorkerProcess] = []
+
+    def start(*args: str) -> WorkerProcess:
+        worker = WorkerProcess(args, tmp_path / f"worker{len(started)}")
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.kill()
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")

@@ -1,0 +1,75 @@
+import datetime as dt
+import json
+
+import pytest
+from django.db.models.functions import Now
+
+from async_queue import Job, JobError, Status, schedule
+from async_queue.maintenance import health
+from tests.testapp import tasks
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_queue_health_reports_counts_age_failures_and_drain_estimate(manage):
+    for _ in range(3):
+        schedule(tasks.record, ["x"], queue="mail")
+    schedule(tasks.echo, run_after=dt.timedelta(hours=1))
+    Job.objects.filter(queue="mail").update(run_after=Now() - dt.timedelta(seconds=30))
+    done = schedule(tasks.echo)
+    done.execute()
+    failed = schedule(tasks.fail, max_attempts=1)
+    failed.execute()
+
+    report = json.loads(manage("queue_health").stdout)
+    assert report["counts"] == {
+        "queued": 4,
+        "running": 0,
+        "succeeded": 1,
+        "failed": 1,
+        "cancelled": 0,
+    }
+    assert report["due"] == 3
+    assert report["by_queue"]["mail"] == {"queued": 3}
+    assert report["by_name"]["tests.testapp.tasks.fail"] == {"failed": 1}
+    assert 30 <= report["oldest_due_age_seconds"] < 120
+    assert report["failed_last_hour"] == 1
+    assert report["errors_last_hour"] == 1
+    # 2 jobs finished in the 10-minute window: 0.2/min, so 3 due jobs take ~900 s.
+    assert report["throughput_per_minute"] == pytest.approx(0.2)
+    assert report["estimated_drain_seconds"] == pytest.approx(900, rel=0.01)
+
+
+def test_health_of_an_empty_queue():
+    report = health()
+    assert report["due"] == 0
+    assert report["oldest_due_age_seconds"] is None
+    assert report["estimated_drain_seconds"] == 0.0
+
+
+def _finished(status, days_ago):
+    job = Job.objects.create(name="tests.testapp.tasks.echo", status=status)
+    Job.objects.filter(pk=job.pk).update(finished_at=Now() - dt.timedelta(days=days_ago))
+    JobError.objects.create(job=job, attempt=1, exception="ValueError")
+    return job
+
+
+def test_purge_jobs_deletes_old_finished_jobs_keeping_failed_ones(manage):
+    old = [_finished(s, 10) for s in (Status.SUCCEEDED, Status.CANCELLED)]
+    old_failed = _finished(Status.FAILED, 10)
+    recent = _finished(Status.SUCCEEDED, 1)
+    queued = schedule(tasks.echo)
+
+    assert manage("purge_jobs", "--older-than", "7").stdout == "Deleted 2 finished job(s).\n"
+    assert not Job.objects.filter(pk__in=[j.pk for j in old]).exists()
+    assert set(Job.objects.values_list("pk", flat=True)) == {old_failed.pk, recent.pk, queued.pk}
+
+    manage("purge_jobs", "--older-than", "7", "--include-failed")
+    assert set(Job.objects.values_list("pk", flat=True)) == {recent.pk, queued.pk}
+    assert JobError.objects.count() == 1
+
+
+def test_purge_jobs_requires_older_than(manage):
+    result = manage("purge_jobs", check=False)
+    assert result.returncode != 0
+    assert "--older-than" in result.stderr
