@@ -20,7 +20,7 @@ venv_dir() {
     echo ".venv"; return
   fi
   tag="$("$python" -c 'import sys; print(f"{sys.version_info[0]}{sys.version_info[1]}")')"
-  [ -z "$django_spec" ] || tag="$tag-django$(echo "$django_spec" | tr -cd '0-9.')"
+  [ -z "$django_spec" ] || tag="$tag-django$(echo "$django_spec" | sed 's/[^0-9.]\{1,\}/-/g')"
   echo ".venv-$tag"
 }
 

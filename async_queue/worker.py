@@ -208,6 +208,11 @@ class Worker:
 
     def execute(self, job: Job) -> Outcome:
         """Claim this queued job (due or not) and run it."""
+        if job.pk is None:
+            raise InvalidJobState(
+                "This job has no row yet: schedule() writes it when the surrounding "
+                "transaction commits."
+            )
         claimed = db.claim(self.using, self.worker_id, job_id=job.pk)
         if claimed is None:
             job.refresh_from_db(fields=["status"])

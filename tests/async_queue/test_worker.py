@@ -72,6 +72,17 @@ def test_execute_runs_a_queued_job_before_its_run_after():
     assert job.execute().status == Status.SUCCEEDED
 
 
+def test_execute_refuses_a_job_whose_row_is_not_written_yet():
+    from django.db import transaction
+
+    other = schedule(tasks.echo)
+    with transaction.atomic():
+        pending = schedule(tasks.echo)
+        with pytest.raises(InvalidJobState, match="no row yet"):
+            pending.execute()
+    assert Job.objects.get(pk=other.pk).status == Status.QUEUED
+
+
 def test_sys_exit_in_a_job_is_a_failed_attempt():
     job = schedule(tasks.call_exit, [4], max_attempts=1)
     assert job.execute().status == Status.FAILED
