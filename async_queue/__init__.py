@@ -12,24 +12,43 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .exceptions import InvalidJobState, JobNotAllowed, ScheduleError
-    from .models import Job, JobError, Status
-    from .scheduling import deschedule, schedule
+    from .exceptions import (
+        Conflict,
+        InvalidJobState,
+        JobNotAllowed,
+        JobTimeout,
+        ScheduleError,
+        WorkerAborted,
+    )
+    from .models import Job, JobError, JobGroup, JobLock, Status
+    from .scheduling import deschedule, schedule, schedule_many
 
 __all__ = [
+    "Conflict",
     "InvalidJobState",
     "Job",
     "JobError",
+    "JobGroup",
+    "JobLock",
     "JobNotAllowed",
+    "JobTimeout",
     "ScheduleError",
     "Status",
+    "WorkerAborted",
     "deschedule",
     "schedule",
+    "schedule_many",
 ]
 
 _EXPORTS = {
     "schedule": "scheduling",
     "deschedule": "scheduling",
+    "schedule_many": "scheduling",
+    "JobGroup": "models",
+    "JobLock": "models",
+    "Conflict": "exceptions",
+    "JobTimeout": "exceptions",
+    "WorkerAborted": "exceptions",
     "Job": "models",
     "JobError": "models",
     "Status": "models",

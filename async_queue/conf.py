@@ -37,6 +37,19 @@ SETTINGS: dict[str, Setting] = {
         64 * 1024, (int,), "Stored tracebacks are cut to this size (head and tail kept)."
     ),
     "DEFAULT_QUEUE": Setting("default", (str,), "Queue of jobs scheduled without one."),
+    "TIMEOUT": Setting(
+        None, (int, float, type(None)), "Default seconds an attempt may run (None: no limit)."
+    ),
+    "RECOVERY_INTERVAL": Setting(
+        10.0, (int, float), "Seconds between a worker's checks for jobs of dead workers."
+    ),
+    "LOCK_RETRY_DELAY": Setting(
+        1.0, (int, float), "Seconds a job whose object locks are busy waits before a new try."
+    ),
+    "MAX_LOCKS": Setting(100_000, (int,), "Most lock keys one job may declare."),
+    "LOCK_ESCALATION": Setting(
+        100, (int,), "Above this many objects of one model, a job locks the whole model."
+    ),
 }
 
 

@@ -11,14 +11,18 @@ makes a lost race claim nothing instead of claiming twice.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
+import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import OperationalError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from .models import Job, Status
+from .models import Job, JobLock, Status
 
 # Both backends' "now" as Django's Now() spells it; '%%' because params follow.
 _NOW = {
@@ -88,7 +92,14 @@ def claim(
         target = "%s"
         params.append(job_id)
     else:
-        where = [f"status = '{Status.QUEUED}'", f"run_after <= {now}"]
+        where = [
+            f"status = '{Status.QUEUED}'",
+            f"run_after <= {now}",
+            # A group's final job waits until no other job of the group is unfinished.
+            f"(NOT waits_for_group OR NOT EXISTS (SELECT 1 FROM {table} AS sibling "
+            f"WHERE sibling.group_id = {table}.group_id AND sibling.id <> {table}.id "
+            f"AND sibling.status IN ('{Status.QUEUED}', '{Status.RUNNING}')))",
+        ]
         if queues:
             where.append(f"queue IN ({', '.join(['%s'] * len(queues))})")
             params.extend(queues)
@@ -135,3 +146,207 @@ def database_now(using: str) -> datetime:
     if isinstance(value, str):  # SQLite: UTC text
         value = datetime.fromisoformat(value).replace(tzinfo=UTC)
     return value
+
+
+# -- object locks ---------------------------------------------------------------------
+
+_TRY_LOCKS = (
+    "SELECT k FROM unnest(%s::bigint[], %s::boolean[]) WITH ORDINALITY AS t(k, x, n) "
+    "WHERE NOT (CASE WHEN x THEN pg_try_advisory_xact_lock(k) "
+    "ELSE pg_try_advisory_xact_lock_shared(k) END) ORDER BY n"
+)
+
+
+def take_locks(using: str, plan: list[tuple[int, bool]], *, wait: bool | float = False) -> bool:
+    """Take transaction-level advisory locks (PostgreSQL); False if any is held elsewhere.
+
+    Without ``wait`` this is one statement that never blocks. With ``wait`` the
+    locks are taken one by one in ascending id order (so two waiters cannot
+    deadlock), waiting at most ``wait`` seconds if it is a number.
+    """
+    if not plan:
+        return True
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        if not wait:
+            cursor.execute(_TRY_LOCKS, [[k for k, _ in plan], [x for _, x in plan]])
+            return cursor.fetchone() is None
+        try:
+            with transaction.atomic(using=using):
+                if wait is not True:
+                    cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{wait}s"])
+                for key, exclusive in plan:
+                    function = (
+                        "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+                    )
+                    cursor.execute(f"SELECT {function}(%s)", [key])
+                cursor.execute("SET LOCAL lock_timeout TO DEFAULT")
+        except OperationalError:
+            return False
+    return True
+
+
+def take_write_lock(using: str) -> None:
+    """SQLite: take the database's write lock now (waiting up to the busy timeout)."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(f"DELETE FROM {JobLock._meta.db_table} WHERE 0")
+
+
+def take_job_locks(using: str, job: Job) -> bool:
+    """Take the object locks ``job`` declared, inside its transaction; False if busy."""
+    from .locks import lock_plan
+
+    if not job.has_locks or connections[using].vendor != "postgresql":
+        # SQLite: the job's BEGIN IMMEDIATE already excludes every other writer.
+        return True
+    keys = JobLock.objects.using(using).filter(job_id=job.pk).values_list("key", flat=True)
+    return take_locks(using, lock_plan(keys))
+
+
+# -- worker liveness --------------------------------------------------------------------
+#
+# A worker holds a lock for as long as its process and database connection live:
+# on PostgreSQL a session-level advisory lock in the two-integer key space (which
+# cannot collide with the bigint space of object locks), elsewhere an flock() on a
+# file next to the SQLite database. A running job whose worker's lock is free
+# belongs to a dead worker; there is no timeout to tune and no live job is ever
+# taken from its worker.
+
+
+def _liveness_key(worker: str) -> tuple[int, int]:
+    from .locks import lock_id
+
+    value = lock_id(f"worker:{worker}") & 0xFFFFFFFFFFFFFFFF
+    high, low = value >> 32, value & 0xFFFFFFFF
+    return (
+        high - (1 << 32) if high >= 1 << 31 else high,
+        low - (1 << 32) if low >= 1 << 31 else low,
+    )
+
+
+def _liveness_dir(using: str) -> Path:
+    name = Path(str(connections[using].settings_dict["NAME"]))
+    return name.parent / f"{name.name}.workers"
+
+
+class Liveness:
+    """The lock a worker holds while it lives (see above)."""
+
+    def __init__(self, using: str, worker: str) -> None:
+        self.using = using
+        self.worker = worker
+        self._held_on: object | None = None
+        self._file: Any = None
+
+    def ensure(self) -> None:
+        """Hold the lock on the current connection (again, if it was replaced)."""
+        connection = connections[self.using]
+        if connection.vendor == "postgresql":
+            connection.ensure_connection()
+            if self._held_on is connection.connection:
+                return
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", _liveness_key(self.worker))
+                if not cursor.fetchone()[0]:
+                    raise RuntimeError(f"Worker id {self.worker!r} is already in use.")
+            self._held_on = connection.connection
+        elif self._file is None:
+            directory = _liveness_dir(self.using)
+            directory.mkdir(exist_ok=True)
+            self._file = open(directory / _file_name(self.worker), "w")  # noqa: SIM115
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def release(self) -> None:
+        connection = connections[self.using]
+        if self._held_on is not None and self._held_on is connection.connection:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", _liveness_key(self.worker))
+        self._held_on = None
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._file.name)
+            self._file.close()
+            self._file = None
+
+
+def _file_name(worker: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in worker) + ".lock"
+
+
+def dead_workers(using: str, workers: set[str]) -> set[str]:
+    """The workers among ``workers`` whose liveness lock nobody holds."""
+    connection = connections[using]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT classid::bigint, objid::bigint FROM pg_locks "
+                "WHERE locktype = 'advisory' AND objsubid = 2 AND granted AND database = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
+            held = set(cursor.fetchall())
+        return {
+            worker
+            for worker in workers
+            if tuple(k & 0xFFFFFFFF for k in _liveness_key(worker)) not in held
+        }
+    directory = _liveness_dir(using)
+    dead = set()
+    for worker in workers:
+        path = directory / _file_name(worker)
+        try:
+            with open(path, "a") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except FileNotFoundError:
+            dead.add(worker)
+        except BlockingIOError:
+            continue
+        else:
+            dead.add(worker)
+            with contextlib.suppress(OSError):
+                path.unlink()
+    return dead
+
+
+# -- wake-ups -----------------------------------------------------------------------------
+
+CHANNEL = "async_queue"
+
+
+class Waiter:
+    """Sleep until a job may be due: LISTEN/NOTIFY on PostgreSQL, polling elsewhere."""
+
+    def __init__(self, using: str) -> None:
+        self.using = using
+        self._listening_on: object | None = None
+
+    def wait(self, seconds: float) -> bool:
+        """Wait up to ``seconds``; True if woken by a notification."""
+        connection = connections[self.using]
+        if connection.vendor != "postgresql":
+            time.sleep(seconds)
+            return False
+        connection.ensure_connection()
+        raw = connection.connection
+        if self._listening_on is not raw:
+            with connection.cursor() as cursor:
+                cursor.execute(f"LISTEN {CHANNEL}")
+            self._listening_on = raw
+        return any(True for _ in raw.notifies(timeout=seconds, stop_after=1))
+
+
+# -- timeouts -----------------------------------------------------------------------------
+
+
+def limit_statements(using: str, seconds: float | None) -> None:
+    """PostgreSQL: cancel any statement of the current transaction running past ``seconds``."""
+    connection = connections[using]
+    if seconds and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('statement_timeout', %s, true)", [f"{int(seconds * 1000)}ms"]
+            )
+
+
+def is_statement_timeout(exc: BaseException) -> bool:
+    cause = exc.__cause__
+    return getattr(getattr(cause, "diag", None), "sqlstate", None) == "57014"

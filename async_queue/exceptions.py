@@ -17,3 +17,36 @@ class InvalidJobState(ValueError):
 
 class CompletionFenced(RuntimeError):
     """The job's claim was lost before it could be completed; its transaction rolls back."""
+
+
+class Conflict(Exception):
+    """Objects are busy: a running job holds them, or a queued job declared them.
+
+    ``jobs`` are the blocking jobs (empty when the holder is not a job, such as
+    another web request's ``hold()``); ``keys`` are the keys that were asked for.
+    """
+
+    def __init__(self, keys: list[str], jobs: list, message: str | None = None) -> None:
+        self.keys = keys
+        self.jobs = jobs
+        if message is None:
+            if jobs:
+                names = ", ".join(f"job {job.pk} ({job.name}, {job.status})" for job in jobs)
+                message = (
+                    f"{', '.join(keys[:5])} {'is' if len(keys) == 1 else 'are'} busy: {names}."
+                )
+            else:
+                message = f"{', '.join(keys[:5])} is locked by another transaction."
+        super().__init__(message)
+
+
+class JobTimeout(KeyboardInterrupt):
+    """Raised into a job that ran past its timeout.
+
+    A ``KeyboardInterrupt``: a job's own ``except Exception`` cannot swallow it, and
+    psycopg cancels a running query server-side when one interrupts it.
+    """
+
+
+class WorkerAborted(KeyboardInterrupt):
+    """Raised into a running job when its worker must stop at once (a second signal)."""

@@ -99,11 +99,24 @@ class Job(models.Model):
         related_name="async_queue_jobs",
     )
 
+    timeout = models.FloatField(
+        null=True, blank=True, help_text="Seconds an attempt may run before it is interrupted."
+    )
+    group = models.ForeignKey(
+        "JobGroup", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+    waits_for_group = models.BooleanField(
+        default=False, help_text="Runs only once every other job of its group has finished."
+    )
+    has_locks = models.BooleanField(default=False, help_text="Declared object locks.")
+
     progress_current = models.BigIntegerField(null=True, blank=True)
     progress_total = models.BigIntegerField(null=True, blank=True)
     progress_message = models.CharField(max_length=255, blank=True, default="")
 
     objects = JobQuerySet.as_manager()
+
+    lock_keys: list[str]  # set by schedule() until the rows are written
 
     class Meta:
         ordering = ["-id"]
@@ -168,6 +181,50 @@ class Job(models.Model):
         outcome = Worker(using=self._state.db or "default").execute(self)
         self.refresh_from_db()
         return outcome
+
+
+class JobGroup(models.Model):
+    """Jobs scheduled together; ``on_completion`` names one to run after all the others."""
+
+    reference = models.CharField(max_length=255, db_index=True)
+    description = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return self.reference
+
+    def on_completion(self, job: Job) -> Job:
+        """Make ``job`` (already written) run only after every other job of this group finished."""
+        if job.pk is None:
+            raise InvalidJobState(
+                "on_completion() needs a written job: call it after the scheduling transaction "
+                "committed, or schedule with on_commit=False."
+            )
+        updated = Job.objects.filter(pk=job.pk, status=Status.QUEUED).update(
+            group=self, waits_for_group=True
+        )
+        if not updated:
+            raise InvalidJobState(f"Job {job.pk} is no longer queued.")
+        job.group, job.waits_for_group = self, True
+        return job
+
+
+class JobLock(models.Model):
+    """An object a job declared it touches: ``key`` is ``"app_label.model:pk"`` or a string."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="locks")
+    key = models.CharField(max_length=255, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "key"], name="async_queue_joblock_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.key
 
 
 class JobError(models.Model):

@@ -8,7 +8,7 @@ a ``ScheduleError``, before anything is written.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -22,7 +22,8 @@ from django.utils import timezone
 from .callables import dotted_name
 from .conf import queue_settings
 from .exceptions import ScheduleError
-from .models import Job
+from .locks import LockTarget, lock_keys
+from .models import Job, JobGroup, JobLock
 
 INT32 = (-(2**31), 2**31 - 1)
 
@@ -145,8 +146,11 @@ def build_job(
     meta: dict[str, Any] | None = None,
     user: Any = None,
     max_attempts: int | None = None,
+    timeout: float | None = None,
+    group: JobGroup | None = None,
+    locks: Iterable[LockTarget] | None = None,
 ) -> Job:
-    """A validated, unsaved Job; ``ScheduleError`` on any bad input."""
+    """A validated, unsaved Job (its lock keys in ``job.lock_keys``); ``ScheduleError`` if bad."""
     name = dotted_name(function)
     args, kwargs, meta = encode_payload(args, kwargs, meta)
     queue = queue_settings.DEFAULT_QUEUE if queue is None else queue
@@ -156,7 +160,14 @@ def build_job(
         )
     if max_attempts is None:
         max_attempts = queue_settings.MAX_ATTEMPTS
-    return Job(
+    if timeout is not None and (
+        not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0
+    ):
+        raise ScheduleError(f"timeout must be a positive number of seconds; got {timeout!r}.")
+    if group is not None and (not isinstance(group, JobGroup) or group.pk is None):
+        raise ScheduleError(f"group must be a saved JobGroup; got {group!r}.")
+    keys = lock_keys(locks) if locks is not None else []
+    job = Job(
         name=name,
         args=args,
         kwargs=kwargs,
@@ -166,11 +177,32 @@ def build_job(
         run_after=_run_after(run_after),
         max_attempts=_checked_int("max_attempts", max_attempts, 1, INT32[1]),
         user_id=_user_id(user),
+        timeout=timeout,
+        group=group,
+        has_locks=bool(keys),
     )
+    job.lock_keys = keys
+    return job
 
 
-def _insert(job: Job, using: str) -> None:
-    job.save(using=using, force_insert=True)
+def _insert(jobs: list[Job], using: str) -> None:
+    """Write the rows (one INSERT for all of them) and their lock keys, atomically."""
+    with transaction.atomic(using=using):
+        if len(jobs) == 1:
+            jobs[0].save(using=using, force_insert=True)
+        else:
+            Job.objects.using(using).bulk_create(jobs)
+        locks = [JobLock(job_id=job.pk, key=key) for job in jobs for key in job.lock_keys]
+        if locks:
+            JobLock.objects.using(using).bulk_create(locks)
+
+
+def _write(jobs: list[Job], using: str | None, on_commit: bool) -> None:
+    alias = using or router.db_for_write(Job)
+    if on_commit:
+        transaction.on_commit(partial(_insert, jobs, alias), using=alias)
+    else:
+        _insert(jobs, alias)
 
 
 def schedule(
@@ -184,6 +216,9 @@ def schedule(
     meta: dict[str, Any] | None = None,
     user: Any = None,
     max_attempts: int | None = None,
+    timeout: float | None = None,
+    group: JobGroup | None = None,
+    locks: Iterable[LockTarget] | None = None,
     using: str | None = None,
     on_commit: bool = True,
 ) -> Job:
@@ -191,7 +226,8 @@ def schedule(
 
     Inside a transaction the row is written when that transaction commits (and
     never, if it rolls back); the returned Job gets its pk then. ``on_commit=False``
-    writes the row at once, inside the caller's transaction.
+    writes the row at once, inside the caller's transaction. ``locks`` declares
+    the objects the job touches (see ``async_queue.locks``).
     """
     job = build_job(
         function,
@@ -203,13 +239,51 @@ def schedule(
         meta=meta,
         user=user,
         max_attempts=max_attempts,
+        timeout=timeout,
+        group=group,
+        locks=locks,
     )
-    alias = using or router.db_for_write(Job)
-    if on_commit:
-        transaction.on_commit(partial(_insert, job, alias), using=alias)
-    else:
-        _insert(job, alias)
+    _write([job], using, on_commit)
     return job
+
+
+Call = tuple[Callable[..., Any] | str, Sequence[Any] | None, Mapping[str, Any] | None]
+
+
+def schedule_many(
+    calls: Iterable[Call | Mapping[str, Any]],
+    *,
+    using: str | None = None,
+    on_commit: bool = True,
+    **options: Any,
+) -> list[Job]:
+    """Queue many jobs with one bulk INSERT, written in one on_commit hook.
+
+    Each call is a ``(function, args, kwargs)`` tuple or a dict of ``schedule()``
+    arguments (``{"function": ..., "args": ..., "priority": ...}``); ``options``
+    are defaults for every call. All are validated before anything is written.
+    """
+    jobs = []
+    for index, call in enumerate(calls):
+        if isinstance(call, Mapping):
+            arguments = {**options, **call}
+        elif isinstance(call, tuple | list) and 1 <= len(call) <= 3:
+            arguments = {**options, **dict(zip(("function", "args", "kwargs"), call, strict=False))}
+        else:
+            raise ScheduleError(
+                f"calls[{index}] must be a (function, args, kwargs) tuple or a dict; got {call!r}."
+            )
+        if "function" not in arguments:
+            raise ScheduleError(f"calls[{index}] names no function.")
+        try:
+            jobs.append(build_job(**arguments))
+        except ScheduleError as exc:
+            raise ScheduleError(f"calls[{index}]: {exc}") from exc
+        except TypeError as exc:
+            raise ScheduleError(f"calls[{index}]: {exc}") from None
+    if jobs:
+        _write(jobs, using, on_commit)
+    return jobs
 
 
 def deschedule(

@@ -9,7 +9,14 @@
 3. **Finish a failure**: after the rollback, a separate transaction records a
    ``JobError`` and either requeues the job with backoff or marks it failed.
 
-A failing job (any exception, ``sys.exit()`` included) never stops the worker.
+A job whose object locks are busy goes back to the queue for a moment (the
+attempt not counted). A job running past its timeout is interrupted (SIGALRM,
+and ``statement_timeout`` on PostgreSQL) and fails the attempt. A failing job
+(any exception, ``sys.exit()`` included) never stops the worker.
+
+Crash recovery: a worker holds a liveness lock while it lives (``db.Liveness``);
+every ``RECOVERY_INTERVAL`` seconds, and when a drain starts, a worker requeues
+the running jobs of workers whose lock is gone, counting the lost attempt.
 The worker keeps its database connections between jobs whatever
 ``CONN_MAX_AGE`` says, closing only ones that broke.
 """
@@ -23,6 +30,7 @@ import os
 import secrets
 import signal
 import socket
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -32,13 +40,19 @@ from types import FrameType
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import DatabaseError, connections, models
+from django.db import DatabaseError, OperationalError, connections, models
 from django.db.models.functions import Now
 
 from . import db
 from .callables import resolve
 from .conf import queue_settings
-from .exceptions import CompletionFenced, InvalidJobState, JobNotAllowed
+from .exceptions import (
+    CompletionFenced,
+    InvalidJobState,
+    JobNotAllowed,
+    JobTimeout,
+    WorkerAborted,
+)
 from .models import Job, JobError, Status
 from .retries import retry_delay
 
@@ -48,8 +62,8 @@ MESSAGE_MAX_CHARS = 2000
 SUMMARY_MAX_CHARS = 500
 
 
-class WorkerAborted(BaseException):
-    """Raised into a running job when the worker must stop at once (a second signal)."""
+class _LocksBusy(Exception):
+    """The job's object locks are held elsewhere; it goes back to the queue."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +72,7 @@ class Outcome:
 
     job_id: int
     name: str
-    status: str  # succeeded, retrying, failed, aborted or fenced
+    status: str  # succeeded, retrying, failed, deferred, aborted or fenced
     duration: float
     error: str = ""
     retry_in: float | None = None
@@ -121,6 +135,16 @@ class Worker:
         self.worker_id = worker_id or default_worker_id()
         self.stopping = False
         self.current: Job | None = None
+        self.liveness = db.Liveness(using, self.worker_id)
+        self.waiter = db.Waiter(using)
+        self._next_recovery = 0.0
+        self._last_trouble_log = 0.0
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # -- the loop -----------------------------------------------------------------
 
@@ -129,7 +153,9 @@ class Worker:
     ) -> int:
         """Run due jobs until none is due (or ``max_jobs`` ran, or a stop); returns how many."""
         count = 0
+        self.recover_if_due()
         while not self.stopping and (max_jobs is None or count < max_jobs):
+            self.liveness.ensure()
             job = db.claim(self.using, self.worker_id, queues=self.queues, prefix=self.prefix)
             if job is None:
                 break
@@ -148,35 +174,61 @@ class Worker:
         max_jobs: int | None = None,
         report: Callable[[Outcome], None] | None = None,
     ) -> int:
-        """Drain, then poll every ``sleep`` seconds, until stopped or a limit is reached."""
+        """Drain, then wait for work, until stopped or a limit is reached.
+
+        Idle, it waits on LISTEN (PostgreSQL: woken when a new job commits) for at
+        most ``sleep`` seconds, so a job whose ``run_after`` passes is picked up
+        within one interval; on SQLite it polls every ``sleep`` seconds.
+        """
         interval = queue_settings.POLL_INTERVAL if sleep is None else sleep
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         count = 0
-        while not self.stopping:
-            remaining = None if max_jobs is None else max_jobs - count
-            if remaining == 0:
-                break
-            try:
-                count += self.drain(remaining, report)
-            except DatabaseError:
-                logger.exception("Database error in the worker loop; retrying.")
-                self._keep_connections_healthy(force=True)
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            if not self.stopping and (max_jobs is None or count < max_jobs):
-                self._idle(
-                    interval if deadline is None else min(interval, deadline - time.monotonic())
-                )
+        try:
+            while not self.stopping:
+                remaining = None if max_jobs is None else max_jobs - count
+                if remaining == 0:
+                    break
+                try:
+                    ran = self.drain(remaining, report)
+                    count += ran
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if ran == 0 and (left is None or left > 0):
+                        self._idle(interval if left is None else min(interval, left))
+                except DatabaseError:
+                    self._database_trouble()
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+        finally:
+            self.close()
         return count
 
     def stop(self) -> None:
         """Finish the current job, then stop."""
         self.stopping = True
 
+    def close(self) -> None:
+        """Release this worker's liveness lock (call when it has no running job)."""
+        with contextlib.suppress(DatabaseError):
+            self.liveness.release()
+
     def _idle(self, seconds: float) -> None:
+        # Wait in short slices so that a stop signal ends the wait quickly.
         end = time.monotonic() + max(seconds, 0)
         while not self.stopping and (left := end - time.monotonic()) > 0:
-            time.sleep(min(left, 0.1))
+            if self.waiter.wait(min(left, 0.25)):
+                return
+            self.recover_if_due()
+
+    def _database_trouble(self) -> None:
+        # Log at most about once a second while the database is unreachable.
+        now = time.monotonic()
+        if now - self._last_trouble_log >= 1.0:
+            logger.exception("Database error in the worker loop; retrying.")
+            self._last_trouble_log = now
+        self._keep_connections_healthy(force=True)
+        end = now + 0.5
+        while not self.stopping and time.monotonic() < end:
+            time.sleep(0.1)
 
     def _keep_connections_healthy(self, force: bool = False) -> None:
         # Unlike close_old_connections(), keep healthy connections whatever
@@ -204,6 +256,30 @@ class Worker:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
+    # -- crash recovery -------------------------------------------------------------
+
+    def recover_if_due(self) -> int:
+        if time.monotonic() < self._next_recovery:
+            return 0
+        self._next_recovery = time.monotonic() + queue_settings.RECOVERY_INTERVAL
+        return self.recover()
+
+    def recover(self) -> int:
+        """Requeue (or fail) the running jobs of dead workers; returns how many."""
+        running = Job.objects.using(self.using).running().exclude(worker=self.worker_id)
+        workers = set(running.order_by().values_list("worker", flat=True).distinct())
+        if not workers:
+            return 0
+        dead = db.dead_workers(self.using, workers)
+        recovered = 0
+        for job in running.filter(worker__in=dead):
+            lost = RuntimeError(f"Worker {job.worker} was lost while running this job.")
+            outcome = self._failed(job, lost, time.monotonic(), worker=job.worker, retry_now=True)
+            if outcome.status != "fenced":
+                recovered += 1
+                logger.warning("Job %s: %s", job.pk, lost)
+        return recovered
+
     # -- one job ------------------------------------------------------------------
 
     def execute(self, job: Job) -> Outcome:
@@ -213,11 +289,15 @@ class Worker:
                 "This job has no row yet: schedule() writes it when the surrounding "
                 "transaction commits."
             )
-        claimed = db.claim(self.using, self.worker_id, job_id=job.pk)
-        if claimed is None:
-            job.refresh_from_db(fields=["status"])
-            raise InvalidJobState(f"Job {job.pk} is {job.status}; only a queued job can run.")
-        return self.run(claimed)
+        self.liveness.ensure()
+        try:
+            claimed = db.claim(self.using, self.worker_id, job_id=job.pk)
+            if claimed is None:
+                job.refresh_from_db(fields=["status"])
+                raise InvalidJobState(f"Job {job.pk} is {job.status}; only a queued job can run.")
+            return self.run(claimed)
+        finally:
+            self.close()
 
     def run(self, job: Job) -> Outcome:
         """Run a job this worker has claimed, and record what became of it."""
@@ -226,32 +306,68 @@ class Worker:
         try:
             try:
                 function = resolve(job.name)
-            except JobNotAllowed as exc:
-                return self._failed(job, exc, started, final=True)
-            except TypeError as exc:
+            except (JobNotAllowed, TypeError) as exc:
                 return self._failed(job, exc, started, final=True)
             except Exception as exc:
                 return self._failed(job, exc, started)
+            timeout = job.timeout or queue_settings.TIMEOUT
+            committed = False
             try:
-                with db.job_transaction(self.using):
+                with self._time_limit(timeout), db.job_transaction(self.using):
+                    if not db.take_job_locks(self.using, job):
+                        raise _LocksBusy
+                    db.limit_statements(self.using, timeout)
                     result = _storable(function(*job.args, **job.kwargs))
                     self._complete(job, result)
+                committed = True
+            except _LocksBusy:
+                return self._defer(job, started)
             except CompletionFenced as exc:
                 logger.warning("%s", exc)
                 return Outcome(job.pk, job.name, "fenced", time.monotonic() - started, str(exc))
             except WorkerAborted as exc:
-                self._failed(job, exc, started, requeue_now=True)
+                self._failed(job, exc, started, aborted=True)
                 raise
+            except JobTimeout as exc:
+                if not committed:  # else the alarm fired just after the commit: a success
+                    return self._failed(job, exc, started)
+            except OperationalError as exc:
+                if timeout and db.is_statement_timeout(exc):
+                    exc = JobTimeout(f"timed out after {timeout:g}s")
+                return self._failed(job, exc, started)
             except (Exception, SystemExit) as exc:
                 return self._failed(job, exc, started)
             return Outcome(job.pk, job.name, Status.SUCCEEDED, time.monotonic() - started)
         finally:
             self.current = None
 
-    def _claimed(self, job: Job) -> models.QuerySet[Job]:
+    @contextlib.contextmanager
+    def _time_limit(self, seconds: float | None) -> Iterator[None]:
+        """Raise ``JobTimeout`` into the job after ``seconds`` (main thread only)."""
+        if not seconds or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def expire(signum: int, frame: FrameType | None) -> None:
+            raise JobTimeout(f"timed out after {seconds:g}s")
+
+        previous = signal.signal(signal.SIGALRM, expire)
+        # A little after the database's statement_timeout, so that a blocked query
+        # is cancelled server-side first and the connection stays usable.
+        signal.setitimer(signal.ITIMER_REAL, seconds + 0.2)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+    def _claimed(self, job: Job, worker: str | None = None) -> models.QuerySet[Job]:
         """The job's row, only while it is still running under this claim."""
         return Job.objects.using(self.using).filter(
-            pk=job.pk, status=Status.RUNNING, attempts=job.attempts, worker=self.worker_id
+            pk=job.pk,
+            status=Status.RUNNING,
+            attempts=job.attempts,
+            worker=worker or self.worker_id,
         )
 
     def _complete(self, job: Job, result: Any) -> None:
@@ -262,6 +378,17 @@ class Worker:
                 "its transaction was rolled back."
             )
 
+    def _defer(self, job: Job, started: float) -> Outcome:
+        """Its object locks are busy: back to the queue shortly, the attempt not counted."""
+        delay = queue_settings.LOCK_RETRY_DELAY
+        later = models.ExpressionWrapper(
+            Now() + timedelta(seconds=delay), output_field=models.DateTimeField()
+        )
+        self._claimed(job).update(
+            status=Status.QUEUED, attempts=models.F("attempts") - 1, run_after=later
+        )
+        return Outcome(job.pk, job.name, "deferred", time.monotonic() - started, retry_in=delay)
+
     def _failed(
         self,
         job: Job,
@@ -269,16 +396,28 @@ class Worker:
         started: float,
         *,
         final: bool = False,
-        requeue_now: bool = False,
+        retry_now: bool = False,
+        aborted: bool = False,
+        worker: str | None = None,
     ) -> Outcome:
+        """Record a failed attempt, then requeue the job (with backoff) or mark it failed.
+
+        ``retry_now``: due again at once (a lost worker). ``aborted``: the worker is
+        stopping; the job is due again at once, even after its last attempt.
+        """
         message = str(exc)[:MESSAGE_MAX_CHARS]
         summary = f"{exception_path(exc)}: {message}"[:SUMMARY_MAX_CHARS]
         duration = time.monotonic() - started
         retry_in: float | None = None
-        if requeue_now:
-            status, values = "aborted", {"status": Status.QUEUED, "run_after": Now()}
+        values: dict[str, Any]
+        if aborted:
+            status, retry_in = "aborted", 0.0
+            values = {"status": Status.QUEUED, "run_after": Now()}
         elif final or job.attempts >= job.max_attempts:
             status, values = Status.FAILED, {"status": Status.FAILED, "finished_at": Now()}
+        elif retry_now:
+            status, retry_in = "retrying", 0.0
+            values = {"status": Status.QUEUED, "run_after": Now()}
         else:
             retry_in = retry_delay(job.attempts)
             later = Now() + timedelta(seconds=retry_in)
@@ -289,11 +428,11 @@ class Worker:
             }
         try:
             with db.job_transaction(self.using):
-                if self._claimed(job).update(last_error=summary, **values):
+                if self._claimed(job, worker).update(last_error=summary, **values):
                     JobError.objects.using(self.using).create(
                         job_id=job.pk,
                         attempt=job.attempts,
-                        worker=self.worker_id,
+                        worker=worker or self.worker_id,
                         exception=exception_path(exc)[:255],
                         message=message,
                         traceback=format_traceback(exc),

@@ -109,5 +109,5 @@ def test_a_second_signal_aborts_the_job_which_is_rolled_back_and_requeued(start_
     job.refresh_from_db()
     assert (job.status, job.attempts) == (Status.QUEUED, 1)
     error = job.errors.get()
-    assert error.exception == "async_queue.worker.WorkerAborted"
+    assert error.exception == "async_queue.exceptions.WorkerAborted"
     assert "aborted by SIGINT" in error.message

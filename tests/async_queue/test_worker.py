@@ -123,7 +123,8 @@ def test_completion_is_fenced_to_the_claim():
     claimed = queue_db.claim("default", "worker-a", job_id=job.pk)
     # Another process took the job over (a false rescue): the first runner must not commit.
     Job.objects.filter(pk=job.pk).update(worker="worker-b")
-    outcome = Worker(worker_id="worker-a").run(claimed)
+    with Worker(worker_id="worker-a") as worker:
+        outcome = worker.run(claimed)
     assert outcome.status == "fenced"
     assert not Counter.objects.exists()
     job.refresh_from_db()
@@ -149,8 +150,8 @@ def test_claim_order_is_priority_then_age_and_skips_future_jobs():
     second = schedule(tasks.record, ["second"])
     high = schedule(tasks.record, ["high"], priority=10)
     schedule(tasks.record, ["later"], priority=100, run_after=dt.timedelta(hours=1))
-    worker = Worker()
-    assert worker.drain() == 4
+    with Worker() as worker:
+        assert worker.drain() == 4
     assert list(Record.objects.order_by("id").values_list("label", flat=True)) == [
         "high",
         "first",
@@ -173,7 +174,7 @@ def test_success_path_costs_the_body_plus_one_update(django_assert_num_queries):
     claimed = queue_db.claim("default", "w")
     # BEGIN, the fenced UPDATE, COMMIT: nothing else on the success path.
     with django_assert_num_queries(3):
-        Worker(worker_id="w").run(claimed)
+        Worker(worker_id="w").run(claimed)  # run() alone takes no liveness lock
     assert Job.objects.get(pk=job.pk).status == Status.SUCCEEDED
 
 
@@ -181,7 +182,10 @@ def test_queue_and_prefix_filters():
     schedule(tasks.record, ["mail"], queue="mail")
     schedule(tasks.record, ["default"])
     schedule(tasks.echo, ["echo"], queue="mail")
-    assert Worker(queues=["mail"], prefix="tests.testapp.tasks.rec").drain() == 1
+    with Worker(queues=["mail"], prefix="tests.testapp.tasks.rec") as worker:
+        assert worker.drain() == 1
     assert list(Record.objects.values_list("label", flat=True)) == ["mail"]
-    assert Worker(queues=["mail"]).drain() == 1
-    assert Worker().drain(max_jobs=5) == 1
+    with Worker(queues=["mail"]) as worker:
+        assert worker.drain() == 1
+    with Worker() as worker:
+        assert worker.drain(max_jobs=5) == 1

@@ -4,7 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from async_queue.worker import Outcome, Worker, WorkerAborted
+from async_queue.exceptions import WorkerAborted
+from async_queue.worker import Outcome, Worker
 
 
 class Command(BaseCommand):
@@ -56,7 +57,7 @@ class Command(BaseCommand):
                 self.stdout.write(str(outcome))
 
         try:
-            with worker.signals():
+            with worker, worker.signals():
                 if options["forever"]:
                     worker.run_forever(
                         sleep=options["sleep"],
