@@ -78,11 +78,11 @@ class Outcome:
     retry_in: float | None = None
 
     def __str__(self) -> str:
-        line = f"job {self.job_id} {self.name} {self.status} in {self.duration:.3f}s"
-        if self.retry_in is not None:
-            line += f", retry in {self.retry_in:.1f}s"
+        line = f"job {self.job_id} {self.name} {self.status} after {self.duration:.3f}s"
         if self.error:
             line += f": {self.error}"
+        if self.retry_in is not None:
+            line += f" (next try in {self.retry_in:.1f}s)"
         return line
 
 

@@ -20,7 +20,7 @@ def test_drains_due_jobs_prints_one_line_each_and_exits_0(manage):
     lines = result.stdout.splitlines()
     assert len(lines) == 3
     for job, line in zip(jobs, lines, strict=True):
-        assert line.startswith(f"job {job.pk} tests.testapp.tasks.record succeeded in ")
+        assert line.startswith(f"job {job.pk} tests.testapp.tasks.record succeeded after ")
         assert line.endswith("s")
     assert Record.objects.count() == 3
     assert manage("flush_queue").stdout == ""  # nothing due: exits 0 at once

@@ -1,0 +1,151 @@
+"""What ``seed_demo`` and ``demo_status`` do: demo data, the demo jobs, and their expected ends.
+
+Each ``seed_demo --jobs`` schedules a *batch*: every job carries its batch id and role
+in ``meta``, so ``demo_status`` can tell whether the latest batch ended as it should
+(quick and flaky jobs succeeded, the failing job failed) whatever earlier runs left.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from async_queue import Job, Status, schedule
+
+from . import tasks
+from .models import Author, Book
+
+AUTHORS = [
+    "Ursula K. Le Guin",
+    "Terry Pratchett",
+    "Octavia E. Butler",
+    "Italo Calvino",
+    "Tove Jansson",
+]
+ADJECTIVES = ["Silent", "Invisible", "Distant", "Burning", "Winter"]
+NOUNS = ["Cities", "Orchard", "Lighthouse", "Archive", "River", "Garden", "Tower", "Map", "Fox"]
+BOOKS_PER_AUTHOR = 10
+
+# On SQLite a running job holds the database's write lock until it ends, and other
+# writers (an admin login, say) wait up to the busy timeout (20 s in the settings):
+# keep the slow job below that. It starts after a delay, once the retries are over.
+SLOW_SECONDS = 15.0
+SLOW_DELAY = timedelta(seconds=10)
+
+BATCH = "demo_batch"
+ROLE = "demo_role"
+EXPECTED = {"quick": Status.SUCCEEDED, "flaky": Status.SUCCEEDED, "failing": Status.FAILED}
+
+
+def ensure_admin() -> bool:
+    """Create the superuser admin / admin unless it exists; returns whether it was created."""
+    users = get_user_model()._default_manager
+    if users.filter(username="admin").exists():
+        return False
+    users.create_superuser("admin", "admin@example.com", "admin")
+    return True
+
+
+def ensure_catalog() -> int:
+    """Create the demo authors and their books if there are no books; returns how many."""
+    if Book.objects.exists():
+        return 0
+    books = []
+    for number, name in enumerate(AUTHORS):
+        author, _ = Author.objects.get_or_create(name=name)
+        for index in range(BOOKS_PER_AUTHOR):
+            serial = number * BOOKS_PER_AUTHOR + index
+            books.append(
+                Book(
+                    title=f"The {ADJECTIVES[serial % len(ADJECTIVES)]} {NOUNS[serial % len(NOUNS)]}"
+                    f" {serial + 1}",
+                    author=author,
+                    price=Decimal(5 + serial * 7 % 30) + Decimal("0.99"),
+                    status=Book.Status.PUBLISHED if serial % 3 else Book.Status.DRAFT,
+                )
+            )
+    Book.objects.bulk_create(books)
+    return len(books)
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    role: str
+    job: Job
+    note: str
+
+    def __str__(self) -> str:
+        args = ", ".join(
+            [*map(repr, self.job.args), *(f"{k}={v!r}" for k, v in self.job.kwargs.items())]
+        )
+        return f"#{self.job.pk} {self.job.name}({args}) [{self.role}]: {self.note}"
+
+
+def schedule_demo_jobs() -> tuple[int, list[Scheduled]]:
+    """Cancel demo jobs still queued from earlier runs, then schedule a new batch.
+
+    Returns how many were cancelled and what was scheduled. It all happens in one
+    transaction: the rows appear together when it commits.
+    """
+    batch = secrets.token_hex(4)
+    scheduled: list[Scheduled] = []
+
+    def add(role: str, note: str, function: object, **options: object) -> None:
+        meta = {BATCH: batch, ROLE: role}
+        scheduled.append(Scheduled(role, schedule(function, meta=meta, **options), note))
+
+    with transaction.atomic():
+        cancelled = Job.objects.filter(meta__has_key=BATCH).cancel()
+        for author_id in Author.objects.order_by("pk").values_list("pk", flat=True)[:5]:
+            add(
+                "quick",
+                "succeeds at once",
+                tasks.summarize_author,
+                args=[author_id],
+                priority=10,
+            )
+        add(
+            "flaky",
+            "fails twice with ConnectionError, is retried with backoff, then succeeds",
+            tasks.flaky_import,
+            kwargs={"fail_times": 2},
+            max_attempts=5,
+        )
+        add("failing", "fails 3 times and ends failed", tasks.always_fails, max_attempts=3)
+        add(
+            "slow",
+            f"starts in {SLOW_DELAY.seconds} s and runs for about {SLOW_SECONDS:g} s",
+            tasks.reprice_books,
+            kwargs={"percent": 5, "seconds": SLOW_SECONDS},
+            run_after=SLOW_DELAY,
+        )
+    return cancelled, scheduled
+
+
+def latest_batch_report() -> tuple[str, list[str]]:
+    """Where the latest batch's quick, flaky and failing jobs are.
+
+    Returns a verdict, ``"done"`` (all ended as expected), ``"waiting"`` or ``"wrong"``
+    (one ended otherwise), and one line per job.
+    """
+    newest = Job.objects.filter(meta__has_key=BATCH).order_by("-id").first()
+    if newest is None:
+        return "wrong", ["No demo jobs: run `manage.py seed_demo --jobs` first."]
+    jobs = Job.objects.filter(**{f"meta__{BATCH}": newest.meta[BATCH]}).order_by("id")
+    verdict, lines = "done", []
+    for job in jobs:
+        expected = EXPECTED.get(job.meta.get(ROLE))
+        lines.append(f"#{job.pk} {job.name}: {job.status}, attempt {job.attempts}")
+        if expected is None or job.status == expected:
+            continue
+        if job.is_finished:
+            lines[-1] += f" (expected {expected})"
+            verdict = "wrong"
+        elif verdict == "done":
+            verdict = "waiting"
+    return verdict, lines

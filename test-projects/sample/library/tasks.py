@@ -1,0 +1,74 @@
+"""Demo job functions: quick, slow, flaky and failing ones.
+
+Arguments are plain JSON values (ids, numbers); each job loads what it needs.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Avg, Count
+
+import async_queue
+
+from .models import Author, Book
+
+CENT = Decimal("0.01")
+
+
+def summarize_author(author_id: int) -> dict[str, Any]:
+    """A quick job: count an author's books and average their prices."""
+    author = Author.objects.get(pk=author_id)
+    stats = author.books.aggregate(books=Count("id"), average=Avg("price"))
+    average = stats["average"]
+    return {
+        "author": author.name,
+        "books": stats["books"],
+        "average_price": None if average is None else str(Decimal(average).quantize(CENT)),
+    }
+
+
+def reprice_books(percent: int, seconds: float = 20) -> dict[str, Any]:
+    """A slow job: change every book's price by ``percent``, taking about ``seconds`` in all."""
+    if percent <= -100:
+        raise ValueError(f"percent must be above -100; got {percent}.")
+    # Progress reporting comes with the dashboard; until async_queue has it, skip it.
+    report_progress = getattr(async_queue, "report_progress", None)
+    books = list(Book.objects.order_by("pk"))
+    factor = Decimal(100 + percent) / 100
+    pause = seconds / max(len(books), 1)
+    before = after = Decimal(0)
+    for done, book in enumerate(books, start=1):
+        time.sleep(pause)
+        before += book.price
+        book.price = (book.price * factor).quantize(CENT)
+        book.save(update_fields=["price"])
+        after += book.price
+        if report_progress is not None:
+            report_progress(done, len(books), f"Repriced {book.title!r}")
+    return {
+        "books": len(books),
+        "percent": percent,
+        "total_before": str(before),
+        "total_after": str(after),
+    }
+
+
+def flaky_import(fail_times: int = 2) -> str:
+    """A job that fails its first ``fail_times`` attempts, as if upstream were not ready yet."""
+    # A job cannot ask async_queue for its own row yet, so find it: the running job of
+    # this name (with one worker, there is only one). The attempt was counted when
+    # the worker claimed the job, so the row already holds this attempt's number.
+    job = async_queue.Job.objects.running().filter(name=f"{__name__}.flaky_import").first()
+    if job is None:  # called directly, not by a worker: there are no attempts to count
+        return "imported (not run as a job)"
+    if job.attempts <= fail_times:
+        raise ConnectionError(f"upstream not ready (attempt {job.attempts})")
+    return f"imported on attempt {job.attempts}"
+
+
+def always_fails() -> None:
+    """A job that fails on every attempt, so it ends ``failed``."""
+    raise ValueError("this demo job always fails")

@@ -1,0 +1,90 @@
+"""Settings of the sample project: SQLite in var/ by default, PostgreSQL with SAMPLE_DB=postgres.
+
+For local use only (DEBUG on, a public SECRET_KEY).
+"""
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SECRET_KEY = "sample-project-only-not-secret"
+DEBUG = True
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+USE_TZ = True
+TIME_ZONE = "UTC"
+ROOT_URLCONF = "sample.urls"
+WSGI_APPLICATION = "sample.wsgi.application"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+STATIC_URL = "static/"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "async_queue",
+    "library",
+]
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+if os.environ.get("SAMPLE_DB") == "postgres":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": "sample",
+            "USER": os.environ.get("ASYNC_QUEUE_PG_USER", "postgres"),
+            "PASSWORD": os.environ.get("ASYNC_QUEUE_PG_PASSWORD", ""),
+            "HOST": os.environ.get("ASYNC_QUEUE_PG_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("ASYNC_QUEUE_PG_PORT", "5432"),
+        }
+    }
+else:
+    # WAL mode (readers never wait for the worker's write transaction) is set once
+    # after migrating, by library's post_migrate receiver: it persists in the file.
+    (BASE_DIR / "var").mkdir(exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": BASE_DIR / "var" / "db.sqlite3",
+            "OPTIONS": {"timeout": 20},
+        }
+    }
+
+ASYNC_QUEUE = {"POLL_INTERVAL": 0.5}
+
+# The home page refreshes every 2 seconds: keep the request log (INFO) out of the
+# terminal so the worker's lines stay readable; errors still show.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "django.server": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        "async_queue": {"handlers": ["console"], "level": "INFO"},
+    },
+}

@@ -1,0 +1,8 @@
+from django.contrib import admin
+from django.urls import path
+from library.views import home
+
+urlpatterns = [
+    path("", home, name="home"),
+    path("admin/", admin.site.urls),
+]
