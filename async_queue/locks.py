@@ -74,8 +74,12 @@ def lock_key(target: LockTarget) -> str:
 
 
 def lock_keys(targets: Iterable[LockTarget]) -> list[str]:
-    """Sorted, unique keys of ``targets``; querysets are expanded to their pks now."""
-    if isinstance(targets, str | models.Model | tuple):
+    """Sorted, unique keys of ``targets``; querysets are expanded to their pks now.
+
+    ``targets`` is an iterable of targets (a ``(model, pk)`` pair goes inside it);
+    a lone string, instance or queryset is taken as one target.
+    """
+    if isinstance(targets, str | models.Model | models.QuerySet):
         targets = [targets]
     keys: set[str] = set()
     for target in targets:
@@ -125,7 +129,7 @@ def busy(*targets: LockTarget, using: str | None = None) -> models.QuerySet:
     """Queued or running jobs that declared any of ``targets``."""
     from .models import Job
 
-    keys = lock_keys(targets)
+    keys = lock_keys(list(targets))
     alias = using or router.db_for_read(Job)
     return (
         Job.objects.using(alias)
@@ -161,7 +165,7 @@ def hold(
             "locks.hold() must run inside transaction.atomic(): the locks last until the "
             "transaction ends."
         )
-    keys = lock_keys(targets)
+    keys = lock_keys(list(targets))
     if connection.vendor == "sqlite":
         _refuse_if_running(keys, alias)
         try:

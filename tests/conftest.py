@@ -107,3 +107,12 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("ASYNC_QUEUE_TEST_DB", "sqlite") == "postgres":
+        return
+    skip = pytest.mark.skip(reason="PostgreSQL-only behaviour (run ./runtests --postgres)")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)

@@ -78,4 +78,10 @@ else:
         }
     }
 
-ASYNC_QUEUE = {"BACKOFF_BASE": 0.2, "BACKOFF_MAX": 5.0, "POLL_INTERVAL": 0.2}
+ASYNC_QUEUE = {
+    "BACKOFF_BASE": 0.2,
+    "BACKOFF_MAX": 5.0,
+    "POLL_INTERVAL": 0.2,
+    "RECOVERY_INTERVAL": 0.5,
+    "LOCK_RETRY_DELAY": 0.2,
+}

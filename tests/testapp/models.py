@@ -16,3 +16,14 @@ class Record(models.Model):
 
     def __str__(self) -> str:
         return self.label
+
+
+class Span(models.Model):
+    """When a job body ran (wall clock), to check which jobs overlapped."""
+
+    label = models.CharField(max_length=100)
+    started = models.FloatField()
+    ended = models.FloatField()
+
+    def __str__(self) -> str:
+        return f"{self.label} {self.started:.3f}-{self.ended:.3f}"

@@ -3,9 +3,10 @@
 import sys
 import time
 
+from django.db import connection
 from django.db.models import F
 
-from .models import Counter, Record
+from .models import Counter, Record, Span
 
 NOT_CALLABLE = 42
 
@@ -54,3 +55,29 @@ class Helper:
     @staticmethod
     def static() -> None:
         pass
+
+
+def span(label: str, seconds: float) -> None:
+    """Sleep, then record when the body ran."""
+    started = time.time()
+    time.sleep(seconds)
+    Span.objects.create(label=label, started=started, ended=time.time())
+
+
+def pg_sleep(seconds: float) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_sleep(%s)", [seconds])
+
+
+def spin(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+def swallow_everything(seconds: float) -> str:
+    try:
+        time.sleep(seconds)
+    except Exception:
+        return "swallowed"
+    return "slept"
