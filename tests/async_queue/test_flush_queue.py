@@ -111,3 +111,10 @@ def test_a_second_signal_aborts_the_job_which_is_rolled_back_and_requeued(start_
     error = job.errors.get()
     assert error.exception == "async_queue.exceptions.WorkerAborted"
     assert "aborted by SIGINT" in error.message
+
+
+def test_which_and_outof_are_accepted_for_compatibility_and_explained(manage):
+    schedule(tasks.record, ["x"])
+    manage("flush_queue", "--which", "1", "--outof", "4")
+    assert Record.objects.count() == 1
+    assert "SKIP LOCKED" in manage("flush_queue", "--help").stdout

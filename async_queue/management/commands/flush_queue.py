@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 
 from async_queue.exceptions import WorkerAborted
 from async_queue.worker import Outcome, Worker
@@ -11,8 +12,10 @@ from async_queue.worker import Outcome, Worker
 class Command(BaseCommand):
     help = (
         "Run due jobs, highest priority first, then oldest first. Without --forever, exits 0 "
-        "once no job is due (for cron). SIGTERM/SIGINT finish the current job and stop; a "
-        "second signal aborts it (rolled back, requeued)."
+        "once no job is due (for cron); with it, waits for new jobs (LISTEN/NOTIFY on "
+        "PostgreSQL, polling on SQLite). Run as many workers, on as many machines, as you "
+        "like. SIGTERM/SIGINT finish the current job and stop; a second signal aborts it "
+        "(rolled back, requeued)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -36,6 +39,16 @@ class Command(BaseCommand):
             type=float,
             metavar="SECONDS",
             help="Polling interval with --forever (default: ASYNC_QUEUE['POLL_INTERVAL']).",
+        )
+        parser.add_argument(
+            "--which",
+            type=int,
+            metavar="N",
+            help="Accepted for django-async compatibility and ignored: claims use FOR UPDATE "
+            "SKIP LOCKED, so any number of workers share the queue without partitioning it.",
+        )
+        parser.add_argument(
+            "--outof", type=int, metavar="M", help="Accepted with --which and ignored."
         )
         parser.add_argument(
             "--max-seconds",
@@ -67,6 +80,8 @@ class Command(BaseCommand):
                     )
                 else:
                     worker.drain(options["jobs"], report)
+        except DatabaseError as exc:
+            raise CommandError(f"Database error, no more jobs run: {exc}") from exc
         except WorkerAborted as exc:
             raise CommandError(
                 f"Worker {exc}; the running job was rolled back and requeued."
