@@ -331,7 +331,8 @@ class Waiter:
             with connection.cursor() as cursor:
                 cursor.execute(f"LISTEN {CHANNEL}")
             self._listening_on = raw
-        return any(True for _ in raw.notifies(timeout=seconds, stop_after=1))
+        with connection.wrap_database_errors:  # psycopg errors -> django.db errors
+            return any(True for _ in raw.notifies(timeout=seconds, stop_after=1))
 
 
 # -- timeouts -----------------------------------------------------------------------------

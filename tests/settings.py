@@ -52,12 +52,12 @@ if os.environ.get("ASYNC_QUEUE_TEST_DB", "sqlite") == "postgres":
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.postgresql",
-            "NAME": _child_db_name or "async_queue",
+            "NAME": _child_db_name or os.environ.get("ASYNC_QUEUE_PG_NAME", "async_queue"),
             "USER": os.environ.get("ASYNC_QUEUE_PG_USER", "postgres"),
             "PASSWORD": os.environ.get("ASYNC_QUEUE_PG_PASSWORD", ""),
             "HOST": os.environ.get("ASYNC_QUEUE_PG_HOST", "127.0.0.1"),
             "PORT": os.environ.get("ASYNC_QUEUE_PG_PORT", "5432"),
-            "TEST": {"NAME": "test_async_queue"},
+            "TEST": {"NAME": "test_" + os.environ.get("ASYNC_QUEUE_PG_NAME", "async_queue")},
         }
     }
 else:

@@ -197,3 +197,20 @@ def test_schedule_many_validates_every_call_before_writing():
         schedule_many(["tests.testapp.tasks.echo"])
     assert not Job.objects.exists()
     assert connection.in_atomic_block is False
+
+
+@pytest.mark.postgres
+def test_a_worker_survives_losing_its_connection_while_idle(start_worker):
+    worker = start_worker("--forever", "--sleep", "5")
+    schedule(tasks.record, ["first"])
+    wait_for(lambda: Record.objects.exists())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    schedule(tasks.record, ["second"])
+    wait_for(lambda: Record.objects.filter(label="second").exists(), timeout=15)
+    assert worker.process.poll() is None  # still running
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait() == 0
