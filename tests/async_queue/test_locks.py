@@ -169,3 +169,43 @@ def test_a_job_whose_object_is_held_is_deferred_not_failed(start_worker):
     assert (job.status, job.attempts) == (Status.SUCCEEDED, 1)
     assert not job.errors.exists()
     worker.kill()
+
+
+@pytest.mark.postgres
+def test_hold_wait_waits_for_another_transaction_up_to_its_limit():
+    import threading
+
+    from django.db import connections
+
+    held = threading.Event()
+    release = threading.Event()
+
+    def other_request():
+        try:
+            with transaction.atomic(), hold("report"):
+                held.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=other_request)
+    thread.start()
+    try:
+        assert held.wait(10)
+        with (
+            pytest.raises(Conflict, match="locked by another transaction"),
+            transaction.atomic(),
+            hold("report"),
+        ):
+            pass
+        started = time.monotonic()
+        with pytest.raises(Conflict), transaction.atomic(), hold("report", wait=0.3):
+            pass
+        assert 0.25 < time.monotonic() - started < 2
+        threading.Timer(0.3, release.set).start()
+        started = time.monotonic()
+        with transaction.atomic(), hold("report", wait=True):
+            assert time.monotonic() - started >= 0.2
+    finally:
+        release.set()
+        thread.join()
