@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -65,9 +66,39 @@ def now_sql(connection: BaseDatabaseWrapper) -> str:
         ) from None
 
 
-def _columns(connection: BaseDatabaseWrapper) -> str:
-    quote = connection.ops.quote_name
-    return ", ".join(quote(field.column) for field in Job._meta.concrete_fields)
+@functools.lru_cache(maxsize=64)
+def _claim_sql(
+    vendor: str, quote: Callable[[str], str], specific: bool, queues: int, prefix: bool
+) -> str:
+    table = quote(Job._meta.db_table)
+    now = _NOW[vendor]
+    if specific:
+        target = "%s"
+    else:
+        where = [
+            f"status = '{Status.QUEUED}'",
+            f"run_after <= {now}",
+            # A group's final job waits until no other job of the group is unfinished.
+            f"(NOT waits_for_group OR NOT EXISTS (SELECT 1 FROM {table} AS sibling "
+            f"WHERE sibling.group_id = {table}.group_id AND sibling.id <> {table}.id "
+            f"AND sibling.status IN ('{Status.QUEUED}', '{Status.RUNNING}')))",
+        ]
+        if queues:
+            where.append(f"queue IN ({', '.join(['%s'] * queues)})")
+        if prefix:
+            where.append("SUBSTR(name, 1, %s) = %s")
+        lock = " FOR UPDATE SKIP LOCKED" if vendor == "postgresql" else ""
+        target = (
+            f"SELECT id FROM {table} WHERE {' AND '.join(where)} "
+            f"ORDER BY priority DESC, run_after, id LIMIT 1{lock}"
+        )
+    columns = ", ".join(quote(field.column) for field in Job._meta.concrete_fields)
+    return (
+        f"UPDATE {table} SET status = '{Status.RUNNING}', attempts = attempts + 1, "
+        f"started_at = {now}, finished_at = NULL, worker = %s "
+        f"WHERE id = ({target}) AND status = '{Status.QUEUED}' "
+        f"RETURNING {columns}"
+    )
 
 
 def claim(
@@ -84,57 +115,64 @@ def claim(
     runs: a job that kills its worker still uses up its attempts.
     """
     connection = connections[using]
-    quote = connection.ops.quote_name
-    table = quote(Job._meta.db_table)
-    now = now_sql(connection)
+    now_sql(connection)  # refuses an unsupported database with a clear error
+    sql = _claim_sql(
+        connection.vendor, connection.ops.quote_name, job_id is not None, len(queues), bool(prefix)
+    )
     params: list[Any] = [worker]
     if job_id is not None:
-        target = "%s"
         params.append(job_id)
     else:
-        where = [
-            f"status = '{Status.QUEUED}'",
-            f"run_after <= {now}",
-            # A group's final job waits until no other job of the group is unfinished.
-            f"(NOT waits_for_group OR NOT EXISTS (SELECT 1 FROM {table} AS sibling "
-            f"WHERE sibling.group_id = {table}.group_id AND sibling.id <> {table}.id "
-            f"AND sibling.status IN ('{Status.QUEUED}', '{Status.RUNNING}')))",
-        ]
-        if queues:
-            where.append(f"queue IN ({', '.join(['%s'] * len(queues))})")
-            params.extend(queues)
+        params.extend(queues)
         if prefix:
-            where.append("SUBSTR(name, 1, %s) = %s")
             params.extend([len(prefix), prefix])
-        lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
-        target = (
-            f"SELECT id FROM {table} WHERE {' AND '.join(where)} "
-            f"ORDER BY priority DESC, run_after, id LIMIT 1{lock}"
-        )
-    sql = (
-        f"UPDATE {table} SET status = '{Status.RUNNING}', attempts = attempts + 1, "
-        f"started_at = {now}, finished_at = NULL, worker = %s "
-        f"WHERE id = ({target}) AND status = '{Status.QUEUED}' "
-        f"RETURNING {_columns(connection)}"
-    )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     return None if row is None else job_from_row(using, row)
 
 
+def complete(using: str, job: Job, worker: str, result: Any) -> bool:
+    """The fenced success update: True if the row was still running under this claim."""
+    connection = connections[using]
+    sql = _complete_sql(connection.vendor, connection.ops.quote_name)
+    value = Job._meta.get_field("result").get_db_prep_save(result, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [value, job.pk, job.attempts, worker])
+        return cursor.rowcount == 1
+
+
+@functools.lru_cache(maxsize=8)
+def _complete_sql(vendor: str, quote: Callable[[str], str]) -> str:
+    return (
+        f"UPDATE {quote(Job._meta.db_table)} SET status = '{Status.SUCCEEDED}', "
+        f"result = %s, finished_at = {_NOW[vendor]} "
+        f"WHERE id = %s AND status = '{Status.RUNNING}' AND attempts = %s AND worker = %s"
+    )
+
+
+def _converters(connection: BaseDatabaseWrapper) -> list[tuple[Any, list[Callable]]]:
+    # Computed once per connection object: what the ORM applies to each column.
+    cached = connection.__dict__.get("_async_queue_converters")
+    if cached is None:
+        cached = []
+        for field in Job._meta.concrete_fields:
+            column = field.get_col(Job._meta.db_table)
+            converters = connection.ops.get_db_converters(column)
+            cached.append((column, converters + column.get_db_converters(connection)))
+        connection.__dict__["_async_queue_converters"] = cached
+    return cached
+
+
 def job_from_row(using: str, row: Sequence[Any]) -> Job:
     """Build a Job from a raw row of all its columns, converting values as the ORM would."""
     connection = connections[using]
-    fields = Job._meta.concrete_fields
     values = []
-    for field, value in zip(fields, row, strict=True):
-        column = field.get_col(Job._meta.db_table)
-        converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+    for (column, converters), value in zip(_converters(connection), row, strict=True):
         for converter in converters:
             value = converter(value, column, connection)
         values.append(value)
-    return Job.from_db(using, [field.attname for field in fields], values)
+    return Job.from_db(using, [field.attname for field in Job._meta.concrete_fields], values)
 
 
 def database_now(using: str) -> datetime:

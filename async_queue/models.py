@@ -116,7 +116,9 @@ class Job(models.Model):
 
     objects = JobQuerySet.as_manager()
 
-    lock_keys: list[str]  # set by schedule() until the rows are written
+    # Set by schedule() until the rows are written.
+    lock_keys: list[str]
+    run_after_delay: timedelta | None
 
     class Meta:
         ordering = ["-id"]

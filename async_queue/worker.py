@@ -371,8 +371,7 @@ class Worker:
         )
 
     def _complete(self, job: Job, result: Any) -> None:
-        done = self._claimed(job).update(status=Status.SUCCEEDED, result=result, finished_at=Now())
-        if not done:
+        if not db.complete(self.using, job, self.worker_id, result):
             raise CompletionFenced(
                 f"Job {job.pk} attempt {job.attempts} is no longer claimed by {self.worker_id}; "
                 "its transaction was rolled back."

@@ -139,8 +139,7 @@ def test_jobs_locking_the_same_object_never_overlap(start_worker):
         assert first_end <= second_start
     assert Job.objects.succeeded().count() == 4
     for worker in workers:
-        worker.send_signal(15)
-        assert worker.wait() == 0
+        worker.kill()
 
 
 @pytest.mark.postgres
