@@ -47,6 +47,14 @@ SETTINGS: dict[str, Setting] = {
         1.0, (int, float), "Seconds a job whose object locks are busy waits before a new try."
     ),
     "MAX_LOCKS": Setting(100_000, (int,), "Most lock keys one job may declare."),
+    "PROGRESS_INTERVAL": Setting(
+        0.25, (int, float), "Least seconds between two progress writes of one job."
+    ),
+    "TRACKER": Setting(
+        None,
+        (dict, type(None)),
+        "Mirror lifecycle events into a model of yours: {'MODEL': 'app.Model', 'FIELDS': {...}}.",
+    ),
     "LOCK_ESCALATION": Setting(
         100, (int,), "Above this many objects of one model, a job locks the whole model."
     ),

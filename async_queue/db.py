@@ -132,21 +132,39 @@ def claim(
     return None if row is None else job_from_row(using, row)
 
 
-def complete(using: str, job: Job, worker: str, result: Any) -> bool:
-    """The fenced success update: True if the row was still running under this claim."""
+def complete(
+    using: str,
+    job: Job,
+    worker: str,
+    result: Any,
+    progress: tuple[int, int | None, str] | None = None,
+) -> bool:
+    """The fenced success update (with the final progress, if any was reported).
+
+    True if the row was still running under this claim.
+    """
     connection = connections[using]
-    sql = _complete_sql(connection.vendor, connection.ops.quote_name)
-    value = Job._meta.get_field("result").get_db_prep_save(result, connection)
+    sql = _complete_sql(connection.vendor, connection.ops.quote_name, progress is not None)
+    params = [Job._meta.get_field("result").get_db_prep_save(result, connection)]
+    if progress is not None:
+        params.extend(progress)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [value, job.pk, job.attempts, worker])
+        cursor.execute(sql, [*params, job.pk, job.attempts, worker])
         return cursor.rowcount == 1
 
 
 @functools.lru_cache(maxsize=8)
-def _complete_sql(vendor: str, quote: Callable[[str], str]) -> str:
+def _complete_sql(vendor: str, quote: Callable[[str], str], progress: bool) -> str:
+    now = _NOW[vendor]
+    progress_sql = (
+        f", progress_current = %s, progress_total = %s, progress_message = %s, "
+        f"progress_updated_at = {now}"
+        if progress
+        else ""
+    )
     return (
         f"UPDATE {quote(Job._meta.db_table)} SET status = '{Status.SUCCEEDED}', "
-        f"result = %s, finished_at = {_NOW[vendor]} "
+        f"result = %s, finished_at = {now}{progress_sql} "
         f"WHERE id = %s AND status = '{Status.RUNNING}' AND attempts = %s AND worker = %s"
     )
 

@@ -50,3 +50,10 @@ class JobTimeout(KeyboardInterrupt):
 
 class WorkerAborted(KeyboardInterrupt):
     """Raised into a running job when its worker must stop at once (a second signal)."""
+
+
+class JobCancelled(BaseException):
+    """Raised inside a job whose cancellation was requested; its writes roll back.
+
+    A ``BaseException`` so that a job's own ``except Exception`` cannot swallow it.
+    """

@@ -113,6 +113,10 @@ class Job(models.Model):
     progress_current = models.BigIntegerField(null=True, blank=True)
     progress_total = models.BigIntegerField(null=True, blank=True)
     progress_message = models.CharField(max_length=255, blank=True, default="")
+    progress_updated_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set when a running job is asked to stop."
+    )
 
     objects = JobQuerySet.as_manager()
 

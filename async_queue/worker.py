@@ -49,12 +49,15 @@ from .conf import queue_settings
 from .exceptions import (
     CompletionFenced,
     InvalidJobState,
+    JobCancelled,
     JobNotAllowed,
     JobTimeout,
     WorkerAborted,
 )
 from .models import Job, JobError, Status
+from .progress import ProgressStore, Reporter, _reporter
 from .retries import retry_delay
+from .signals import send_event
 
 logger = logging.getLogger("async_queue.worker")
 
@@ -136,6 +139,7 @@ class Worker:
         self.stopping = False
         self.current: Job | None = None
         self.liveness = db.Liveness(using, self.worker_id)
+        self._progress: ProgressStore | None = None
         self.waiter = db.Waiter(using)
         self._next_recovery = 0.0
         self._last_trouble_log = 0.0
@@ -206,10 +210,18 @@ class Worker:
         """Finish the current job, then stop."""
         self.stopping = True
 
+    @property
+    def progress(self) -> ProgressStore:
+        if self._progress is None:
+            self._progress = ProgressStore.for_database(self.using)
+        return self._progress
+
     def close(self) -> None:
-        """Release this worker's liveness lock (call when it has no running job)."""
+        """Release this worker's liveness lock and progress connection (no job running)."""
         with contextlib.suppress(DatabaseError):
             self.liveness.release()
+        if self._progress is not None:
+            self._progress.close()
 
     def _idle(self, seconds: float) -> None:
         # Wait in short slices so that a stop signal ends the wait quickly.
@@ -303,43 +315,58 @@ class Worker:
         """Run a job this worker has claimed, and record what became of it."""
         started = time.monotonic()
         self.current = job
+        reporter = Reporter(job, self.progress)
+        send_event("started", job)
         try:
-            try:
-                function = resolve(job.name)
-            except (JobNotAllowed, TypeError) as exc:
-                return self._failed(job, exc, started, final=True)
-            except Exception as exc:
-                return self._failed(job, exc, started)
-            timeout = job.timeout or queue_settings.TIMEOUT
-            committed = False
-            try:
-                with self._time_limit(timeout), db.job_transaction(self.using):
-                    if not db.take_job_locks(self.using, job):
-                        raise _LocksBusy
-                    db.limit_statements(self.using, timeout)
-                    result = _storable(function(*job.args, **job.kwargs))
-                    self._complete(job, result)
-                committed = True
-            except _LocksBusy:
-                return self._defer(job, started)
-            except CompletionFenced as exc:
-                logger.warning("%s", exc)
-                return Outcome(job.pk, job.name, "fenced", time.monotonic() - started, str(exc))
-            except WorkerAborted as exc:
-                self._failed(job, exc, started, aborted=True)
-                raise
-            except JobTimeout as exc:
-                if not committed:  # else the alarm fired just after the commit: a success
-                    return self._failed(job, exc, started)
-            except OperationalError as exc:
-                if timeout and db.is_statement_timeout(exc):
-                    exc = JobTimeout(f"timed out after {timeout:g}s")
-                return self._failed(job, exc, started)
-            except (Exception, SystemExit) as exc:
-                return self._failed(job, exc, started)
-            return Outcome(job.pk, job.name, Status.SUCCEEDED, time.monotonic() - started)
+            return self._run(job, started, reporter)
         finally:
             self.current = None
+            if reporter.current is not None:
+                self.progress.clear(job.pk)
+            send_event("cleanup", job)
+
+    def _run(self, job: Job, started: float, reporter: Reporter) -> Outcome:
+        try:
+            function = resolve(job.name)
+        except (JobNotAllowed, TypeError) as exc:
+            return self._failed(job, exc, started, final=True)
+        except Exception as exc:
+            return self._failed(job, exc, started)
+        timeout = job.timeout or queue_settings.TIMEOUT
+        committed = False
+        token = _reporter.set(reporter)
+        try:
+            with self._time_limit(timeout), db.job_transaction(self.using):
+                if not db.take_job_locks(self.using, job):
+                    raise _LocksBusy
+                db.limit_statements(self.using, timeout)
+                result = _storable(function(*job.args, **job.kwargs))
+                self._complete(job, result, reporter)
+            committed = True
+        except _LocksBusy:
+            return self._defer(job, started)
+        except CompletionFenced as exc:
+            logger.warning("%s", exc)
+            return Outcome(job.pk, job.name, "fenced", time.monotonic() - started, str(exc))
+        except JobCancelled:
+            return self._cancelled(job, started, reporter)
+        except WorkerAborted as exc:
+            self._failed(job, exc, started, aborted=True, reporter=reporter)
+            raise
+        except JobTimeout as exc:
+            if not committed:  # else the alarm fired just after the commit: a success
+                return self._failed(job, exc, started, reporter=reporter)
+        except OperationalError as exc:
+            if timeout and db.is_statement_timeout(exc):
+                exc = JobTimeout(f"timed out after {timeout:g}s")
+            return self._failed(job, exc, started, reporter=reporter)
+        except (Exception, SystemExit) as exc:
+            return self._failed(job, exc, started, reporter=reporter)
+        finally:
+            _reporter.reset(token)
+        job.status, job.result = Status.SUCCEEDED, result
+        send_event("succeeded", job, result=result, progress=reporter.snapshot().as_dict())
+        return Outcome(job.pk, job.name, Status.SUCCEEDED, time.monotonic() - started)
 
     @contextlib.contextmanager
     def _time_limit(self, seconds: float | None) -> Iterator[None]:
@@ -370,12 +397,28 @@ class Worker:
             worker=worker or self.worker_id,
         )
 
-    def _complete(self, job: Job, result: Any) -> None:
-        if not db.complete(self.using, job, self.worker_id, result):
+    def _complete(self, job: Job, result: Any, reporter: Reporter) -> None:
+        progress = None
+        if reporter.current is not None:
+            progress = (reporter.current, reporter.total, reporter.message)
+        if not db.complete(self.using, job, self.worker_id, result, progress):
             raise CompletionFenced(
                 f"Job {job.pk} attempt {job.attempts} is no longer claimed by {self.worker_id}; "
                 "its transaction was rolled back."
             )
+
+    def _cancelled(self, job: Job, started: float, reporter: Reporter) -> Outcome:
+        """Cancellation was requested and the job noticed: its writes rolled back."""
+        duration = time.monotonic() - started
+        with db.job_transaction(self.using):
+            updated = self._claimed(job).update(
+                status=Status.CANCELLED, finished_at=Now(), **reporter.row_values()
+            )
+        if not updated:
+            return Outcome(job.pk, job.name, "fenced", duration)
+        job.status = Status.CANCELLED
+        send_event("cancelled", job, progress=reporter.snapshot().as_dict())
+        return Outcome(job.pk, job.name, Status.CANCELLED, duration)
 
     def _defer(self, job: Job, started: float) -> Outcome:
         """Its object locks are busy: back to the queue shortly, the attempt not counted."""
@@ -398,6 +441,7 @@ class Worker:
         retry_now: bool = False,
         aborted: bool = False,
         worker: str | None = None,
+        reporter: Reporter | None = None,
     ) -> Outcome:
         """Record a failed attempt, then requeue the job (with backoff) or mark it failed.
 
@@ -425,6 +469,8 @@ class Worker:
                 "status": Status.QUEUED,
                 "run_after": models.ExpressionWrapper(later, output_field=models.DateTimeField()),
             }
+        if reporter is not None:
+            values.update(reporter.row_values())
         try:
             with db.job_transaction(self.using):
                 if self._claimed(job, worker).update(last_error=summary, **values):
@@ -442,6 +488,11 @@ class Worker:
             # The row stays running; crash recovery requeues it.
             logger.exception("Could not record the failure of job %s.", job.pk)
             self._keep_connections_healthy(force=True)
+        if status in (Status.FAILED, "retrying", "aborted"):
+            job.status = Status.FAILED if status == Status.FAILED else Status.QUEUED
+            job.last_error = summary
+            event = "failed" if status == Status.FAILED else "retrying"
+            send_event(event, job, error=summary, message=message, retry_in=retry_in)
         if status == Status.FAILED:
             logger.error("Job %s %s failed: %s", job.pk, job.name, summary)
         return Outcome(job.pk, job.name, status, duration, summary, retry_in)

@@ -180,6 +180,13 @@ class Migration(migrations.Migration):
                 ("progress_current", models.BigIntegerField(blank=True, null=True)),
                 ("progress_total", models.BigIntegerField(blank=True, null=True)),
                 ("progress_message", models.CharField(blank=True, default="", max_length=255)),
+                ("progress_updated_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "cancel_requested_at",
+                    models.DateTimeField(
+                        blank=True, help_text="Set when a running job is asked to stop.", null=True
+                    ),
+                ),
                 (
                     "user",
                     models.ForeignKey(

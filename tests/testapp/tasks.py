@@ -11,9 +11,11 @@ from .models import Counter, Record, Span
 NOT_CALLABLE = 42
 
 
-def increment(name: str = "c", by: int = 1) -> int:
+def increment(name: str = "c", by: int = 1, pause: float = 0) -> int:
     Counter.objects.get_or_create(name=name)
     Counter.objects.filter(name=name).update(value=F("value") + by)
+    if pause:
+        time.sleep(pause)
     return Counter.objects.get(name=name).value
 
 

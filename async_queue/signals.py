@@ -1,0 +1,72 @@
+"""Lifecycle signals: what downstream projects wire their own dashboards to.
+
+Every signal is sent with ``sender=Job``, ``job`` (the Job instance) and
+``payload`` (a dict: ``event``, ``status``, ``message``, ``progress`` as
+``{"current", "total", "message"}``, ``result`` or ``error``, ``attempt``,
+``timestamp``, and for ``scheduled`` the declared ``locks``). Per attempt they
+fire in this order, each once:
+
+    scheduled (once per job, when its row is written)
+    started -> progress* -> succeeded | retrying | failed | cancelled -> cleanup
+
+``cleanup`` is sent after the job's transaction ended and its locks were
+released. ``cancelled`` is also sent when a queued job is cancelled. Receivers
+must not raise: a failing receiver is logged and never breaks or retries a job.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from django.dispatch import Signal
+from django.utils import timezone
+
+if TYPE_CHECKING:
+    from .models import Job
+
+logger = logging.getLogger("async_queue.events")
+
+job_scheduled = Signal()
+job_started = Signal()
+job_progress = Signal()
+job_retrying = Signal()
+job_succeeded = Signal()
+job_failed = Signal()
+job_cancelled = Signal()
+job_cleanup = Signal()
+
+SIGNALS: dict[str, Signal] = {
+    "scheduled": job_scheduled,
+    "started": job_started,
+    "progress": job_progress,
+    "retrying": job_retrying,
+    "succeeded": job_succeeded,
+    "failed": job_failed,
+    "cancelled": job_cancelled,
+    "cleanup": job_cleanup,
+}
+
+
+def send_event(event: str, job: Job, **payload: Any) -> None:
+    """Send lifecycle signal ``event`` for ``job``; receivers' errors are logged, not raised."""
+    signal = SIGNALS[event]
+    if not signal.has_listeners():
+        return
+    payload = {
+        "event": event,
+        "status": job.status,
+        "attempt": job.attempts,
+        "timestamp": timezone.now(),
+        **payload,
+    }
+    for receiver, response in signal.send_robust(sender=type(job), job=job, payload=payload):
+        if isinstance(response, Exception):
+            logger.error(
+                "A receiver of the %s event of job %s failed: %r",
+                event,
+                job.pk,
+                response,
+                exc_info=response,
+                extra={"receiver": receiver},
+            )
