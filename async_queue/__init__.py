@@ -15,18 +15,21 @@ if TYPE_CHECKING:
     from .exceptions import (
         Conflict,
         InvalidJobState,
+        JobCancelled,
         JobNotAllowed,
         JobTimeout,
         ScheduleError,
         WorkerAborted,
     )
     from .models import Job, JobError, JobGroup, JobLock, Status
+    from .progress import cancel, check_cancelled, current_job, report_progress
     from .scheduling import deschedule, schedule, schedule_many
 
 __all__ = [
     "Conflict",
     "InvalidJobState",
     "Job",
+    "JobCancelled",
     "JobError",
     "JobGroup",
     "JobLock",
@@ -35,7 +38,11 @@ __all__ = [
     "ScheduleError",
     "Status",
     "WorkerAborted",
+    "cancel",
+    "check_cancelled",
+    "current_job",
     "deschedule",
+    "report_progress",
     "schedule",
     "schedule_many",
 ]
@@ -44,6 +51,11 @@ _EXPORTS = {
     "schedule": "scheduling",
     "deschedule": "scheduling",
     "schedule_many": "scheduling",
+    "report_progress": "progress",
+    "current_job": "progress",
+    "check_cancelled": "progress",
+    "cancel": "progress",
+    "JobCancelled": "exceptions",
     "JobGroup": "models",
     "JobLock": "models",
     "Conflict": "exceptions",

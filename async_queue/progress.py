@@ -85,22 +85,22 @@ class ProgressStore(abc.ABC):
         return SideStore.for_path(_side_path(connection))
 
     @abc.abstractmethod
-    def write(self, job_id: int, current: int, total: int | None, message: str) -> bool:
-        """Record progress; returns whether cancellation was requested."""
+    def write(self, job: Job, current: int, total: int | None, message: str) -> bool:
+        """Record the running job's progress; returns whether cancellation was requested."""
 
     @abc.abstractmethod
-    def cancel_requested(self, job_id: int) -> bool:
+    def cancel_requested(self, job: Job) -> bool:
         """Whether cancellation of the running job was requested."""
 
     @abc.abstractmethod
-    def request_cancel(self, job_id: int) -> bool:
+    def request_cancel(self, job: Job) -> bool:
         """Flag a running job; False if it is not running."""
 
     @abc.abstractmethod
-    def read(self, job_ids: list[int]) -> dict[int, Progress]:
-        """Live progress of running jobs, for those that have any."""
+    def read(self, jobs: list[Job]) -> dict[int, Progress]:
+        """Live progress of these running jobs, for those that have any."""
 
-    def clear(self, job_id: int) -> None:  # noqa: B027 (optional hook)
+    def clear(self, job: Job) -> None:  # noqa: B027 (optional hook)
         """Forget a job's live progress once its attempt ended."""
 
     def close(self) -> None:  # noqa: B027 (optional hook)
@@ -128,35 +128,35 @@ class RowStore(ProgressStore):
             self._connection = connections.create_connection(self.using)
         return self._connection
 
-    def write(self, job_id: int, current: int, total: int | None, message: str) -> bool:
+    def write(self, job: Job, current: int, total: int | None, message: str) -> bool:
         try:
             with self.connection.cursor() as cursor:
-                cursor.execute(self._write_sql, [current, total, message, job_id])
+                cursor.execute(self._write_sql, [current, total, message, job.pk])
                 row = cursor.fetchone()
         except Exception:
             # A lost progress connection must not fail the job: reconnect next time.
-            logger.warning("Could not write progress of job %s.", job_id, exc_info=True)
+            logger.warning("Could not write progress of job %s.", job.pk, exc_info=True)
             self.close()
             return False
         return bool(row and row[0])
 
-    def cancel_requested(self, job_id: int) -> bool:
+    def cancel_requested(self, job: Job) -> bool:
         with self.connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT cancel_requested_at IS NOT NULL FROM {Job._meta.db_table} WHERE id = %s",
-                [job_id],
+                [job.pk],
             )
             row = cursor.fetchone()
         return bool(row and row[0])
 
-    def request_cancel(self, job_id: int) -> bool:
+    def request_cancel(self, job: Job) -> bool:
         return bool(
             Job.objects.using(self.using)
-            .filter(pk=job_id, status=Status.RUNNING)
+            .filter(pk=job.pk, status=Status.RUNNING)
             .update(cancel_requested_at=Now())
         )
 
-    def read(self, job_ids: list[int]) -> dict[int, Progress]:
+    def read(self, jobs: list[Job]) -> dict[int, Progress]:
         return {}  # the rows the caller loaded already carry the live values
 
     def close(self) -> None:
@@ -192,65 +192,73 @@ class SideStore(ProgressStore):
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(
                 "CREATE TABLE IF NOT EXISTS progress (job_id INTEGER PRIMARY KEY, "
-                "current INTEGER, total INTEGER, message TEXT NOT NULL DEFAULT '', "
+                "claim TEXT NOT NULL, current INTEGER, total INTEGER, message TEXT, "
                 "updated_at REAL, cancel INTEGER NOT NULL DEFAULT 0)"
             )
             self._local.db = db
         return db
 
-    def write(self, job_id: int, current: int, total: int | None, message: str) -> bool:
+    def write(self, job: Job, current: int, total: int | None, message: str) -> bool:
+        # A row left by another claim (a killed worker) never lends this one its flag.
         try:
             (cancel,) = self.db.execute(
-                "INSERT INTO progress (job_id, current, total, message, updated_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (job_id) DO UPDATE SET "
-                "current = excluded.current, total = excluded.total, "
+                "INSERT INTO progress (job_id, claim, current, total, message, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (job_id) DO UPDATE SET "
+                "cancel = CASE WHEN claim = excluded.claim THEN cancel ELSE 0 END, "
+                "claim = excluded.claim, current = excluded.current, total = excluded.total, "
                 "message = excluded.message, updated_at = excluded.updated_at RETURNING cancel",
-                (job_id, current, total, message, time.time()),
+                (job.pk, _claim(job), current, total, message, time.time()),
             ).fetchone()
         except sqlite3.Error:
-            logger.warning("Could not write progress of job %s.", job_id, exc_info=True)
+            logger.warning("Could not write progress of job %s.", job.pk, exc_info=True)
             return False
         return bool(cancel)
 
-    def cancel_requested(self, job_id: int) -> bool:
-        row = self.db.execute("SELECT cancel FROM progress WHERE job_id = ?", (job_id,)).fetchone()
+    def cancel_requested(self, job: Job) -> bool:
+        row = self.db.execute(
+            "SELECT cancel FROM progress WHERE job_id = ? AND claim = ?", (job.pk, _claim(job))
+        ).fetchone()
         return bool(row and row[0])
 
-    def request_cancel(self, job_id: int) -> bool:
-        if not Job.objects.filter(pk=job_id, status=Status.RUNNING).exists():
+    def request_cancel(self, job: Job) -> bool:
+        running = Job.objects.filter(pk=job.pk, status=Status.RUNNING)
+        claim = running.values_list("worker", "attempts").first()
+        if claim is None:
             return False
         self.db.execute(
-            "INSERT INTO progress (job_id, cancel) VALUES (?, 1) "
-            "ON CONFLICT (job_id) DO UPDATE SET cancel = 1",
-            (job_id,),
+            "INSERT INTO progress (job_id, claim, cancel) VALUES (?, ?, 1) "
+            "ON CONFLICT (job_id) DO UPDATE SET cancel = 1, claim = excluded.claim",
+            (job.pk, "{}#{}".format(*claim)),
         )
         return True
 
-    def read(self, job_ids: list[int]) -> dict[int, Progress]:
-        if not job_ids:
+    def read(self, jobs: list[Job]) -> dict[int, Progress]:
+        claims = {job.pk: _claim(job) for job in jobs}
+        if not claims:
             return {}
-        marks = ", ".join("?" * len(job_ids))
+        marks = ", ".join("?" * len(claims))
         rows = self.db.execute(
-            "SELECT job_id, current, total, message, updated_at, cancel FROM progress "
+            "SELECT job_id, claim, current, total, message, updated_at, cancel FROM progress "
             f"WHERE job_id IN ({marks})",
-            job_ids,
+            list(claims),
         ).fetchall()
         return {
             job_id: Progress(
                 current,
                 total,
-                message,
+                message or "",
                 None if updated is None else datetime.fromtimestamp(updated, UTC),
                 bool(cancel),
             )
-            for job_id, current, total, message, updated, cancel in rows
+            for job_id, claim, current, total, message, updated, cancel in rows
+            if claims[job_id] == claim
         }
 
-    def clear(self, job_id: int) -> None:
+    def clear(self, job: Job) -> None:
         try:
-            self.db.execute("DELETE FROM progress WHERE job_id = ?", (job_id,))
+            self.db.execute("DELETE FROM progress WHERE job_id = ?", (job.pk,))
         except sqlite3.Error:
-            logger.warning("Could not clear progress of job %s.", job_id, exc_info=True)
+            logger.warning("Could not clear progress of job %s.", job.pk, exc_info=True)
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)
@@ -268,36 +276,40 @@ class LocalStore(ProgressStore):
         self._progress: dict[int, Progress] = {}
         self._lock = threading.Lock()
 
-    def write(self, job_id: int, current: int, total: int | None, message: str) -> bool:
+    def write(self, job: Job, current: int, total: int | None, message: str) -> bool:
         with self._lock:
-            previous = self._progress.get(job_id, Progress())
-            self._progress[job_id] = Progress(
+            previous = self._progress.get(job.pk, Progress())
+            self._progress[job.pk] = Progress(
                 current, total, message, datetime.now(UTC), previous.cancel_requested
             )
             return previous.cancel_requested
 
-    def cancel_requested(self, job_id: int) -> bool:
-        return self._progress.get(job_id, Progress()).cancel_requested
+    def cancel_requested(self, job: Job) -> bool:
+        return self._progress.get(job.pk, Progress()).cancel_requested
 
-    def request_cancel(self, job_id: int) -> bool:
-        if not Job.objects.filter(pk=job_id, status=Status.RUNNING).exists():
+    def request_cancel(self, job: Job) -> bool:
+        if not Job.objects.filter(pk=job.pk, status=Status.RUNNING).exists():
             return False
         with self._lock:
-            previous = self._progress.get(job_id, Progress())
-            self._progress[job_id] = Progress(
+            previous = self._progress.get(job.pk, Progress())
+            self._progress[job.pk] = Progress(
                 previous.current, previous.total, previous.message, previous.updated_at, True
             )
         return True
 
-    def read(self, job_ids: list[int]) -> dict[int, Progress]:
-        return {job_id: self._progress[job_id] for job_id in job_ids if job_id in self._progress}
+    def read(self, jobs: list[Job]) -> dict[int, Progress]:
+        return {job.pk: self._progress[job.pk] for job in jobs if job.pk in self._progress}
 
-    def clear(self, job_id: int) -> None:
+    def clear(self, job: Job) -> None:
         with self._lock:
-            self._progress.pop(job_id, None)
+            self._progress.pop(job.pk, None)
 
 
 LocalStore.instance = LocalStore()
+
+
+def _claim(job: Job) -> str:
+    return f"{job.worker}#{job.attempts}"
 
 
 def _side_path(connection: BaseDatabaseWrapper) -> Path:
@@ -327,7 +339,7 @@ class Reporter:
         if not final and now - self.last_write < self.interval:
             return
         self.last_write = now
-        cancelled = self.store.write(self.job.pk, current, total, message)
+        cancelled = self.store.write(self.job, current, total, message)
         send_event("progress", self.job, progress=self.snapshot().as_dict(), message=message)
         if cancelled:
             raise JobCancelled(f"Job {self.job.pk} was cancelled.")
@@ -375,7 +387,7 @@ def report_progress(current: int, total: int | None = None, message: str = "") -
 def check_cancelled() -> None:
     """Raise ``JobCancelled`` if the running job's cancellation was requested."""
     reporter = _reporter.get()
-    if reporter is not None and reporter.store.cancel_requested(reporter.job.pk):
+    if reporter is not None and reporter.store.cancel_requested(reporter.job):
         raise JobCancelled(f"Job {reporter.job.pk} was cancelled.")
 
 
@@ -389,15 +401,20 @@ def cancel(job: Job) -> str:
     one that calls neither runs to its end. Raises ``InvalidJobState`` otherwise.
     """
     using = job._state.db or "default"
-    try:
-        job.cancel()
-    except InvalidJobState:
-        if job.status != Status.RUNNING:
-            raise
-    else:
-        send_event("cancelled", job)
-        return "cancelled"
-    if not ProgressStore.for_database(using).request_cancel(job.pk):
+    # Read first: on SQLite, writing the main database waits for a running job.
+    job.refresh_from_db(fields=["status"])
+    if job.status == Status.QUEUED:
+        try:
+            job.cancel()
+        except InvalidJobState:
+            if job.status != Status.RUNNING:
+                raise
+        else:
+            send_event("cancelled", job)
+            return "cancelled"
+    if job.status != Status.RUNNING:
+        raise InvalidJobState(f"Job {job.pk} is {job.status}; it cannot be cancelled.")
+    if not ProgressStore.for_database(using).request_cancel(job):
         job.refresh_from_db(fields=["status"])
         raise InvalidJobState(f"Job {job.pk} is {job.status}; it cannot be cancelled.")
     return "requested"
@@ -416,9 +433,9 @@ def snapshot(jobs: Iterable[Job]) -> dict[int, Progress]:
         )
         for job in jobs
     }
-    running = [job.pk for job in jobs if job.status == Status.RUNNING]
+    running = [job for job in jobs if job.status == Status.RUNNING]
     if running:
-        using = jobs[0]._state.db or "default"
+        using = running[0]._state.db or "default"
         try:
             result.update(ProgressStore.for_database(using).read(running))
         except sqlite3.Error:

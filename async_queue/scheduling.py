@@ -25,6 +25,7 @@ from .db import database_now
 from .exceptions import ScheduleError
 from .locks import LockTarget, lock_keys
 from .models import Job, JobGroup, JobLock
+from .signals import send_event
 
 INT32 = (-(2**31), 2**31 - 1)
 
@@ -204,6 +205,8 @@ def _insert(jobs: list[Job], using: str) -> None:
         locks = [JobLock(job_id=job.pk, key=key) for job in jobs for key in job.lock_keys]
         if locks:
             JobLock.objects.using(using).bulk_create(locks)
+    for job in jobs:
+        send_event("scheduled", job, locks=job.lock_keys)
 
 
 def _write(jobs: list[Job], using: str | None, on_commit: bool) -> None:

@@ -322,7 +322,7 @@ class Worker:
         finally:
             self.current = None
             if reporter.current is not None:
-                self.progress.clear(job.pk)
+                self.progress.clear(job)
             send_event("cleanup", job)
 
     def _run(self, job: Job, started: float, reporter: Reporter) -> Outcome:

@@ -83,3 +83,41 @@ def swallow_everything(seconds: float) -> str:
     except Exception:
         return "swallowed"
     return "slept"
+
+
+def count_to(total: int, pause: float = 0, name: str = "progress") -> int:
+    """Write a row, then report progress step by step (stops if cancelled)."""
+    from async_queue import report_progress
+
+    Counter.objects.create(name=name)
+    for n in range(1, total + 1):
+        if pause:
+            time.sleep(pause)
+        report_progress(n, total, f"step {n}")
+    return total
+
+
+def report_many(calls: int) -> float:
+    """Call report_progress in a tight loop; returns the seconds it took."""
+    from async_queue import report_progress
+
+    started = time.perf_counter()
+    for n in range(calls):
+        report_progress(n, calls)
+    return time.perf_counter() - started
+
+
+def whoami() -> int:
+    from async_queue import current_job
+
+    return current_job().pk
+
+
+def wait_for_cancel(seconds: float) -> None:
+    from async_queue import check_cancelled
+
+    Counter.objects.create(name="cancel-me")
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        check_cancelled()
+        time.sleep(0.05)
