@@ -34,8 +34,6 @@ def reprice_books(percent: int, seconds: float = 20) -> dict[str, Any]:
     """A slow job: change every book's price by ``percent``, taking about ``seconds`` in all."""
     if percent <= -100:
         raise ValueError(f"percent must be above -100; got {percent}.")
-    # Progress reporting comes with the dashboard; until async_queue has it, skip it.
-    report_progress = getattr(async_queue, "report_progress", None)
     books = list(Book.objects.order_by("pk"))
     factor = Decimal(100 + percent) / 100
     pause = seconds / max(len(books), 1)
@@ -46,8 +44,7 @@ def reprice_books(percent: int, seconds: float = 20) -> dict[str, Any]:
         book.price = (book.price * factor).quantize(CENT)
         book.save(update_fields=["price"])
         after += book.price
-        if report_progress is not None:
-            report_progress(done, len(books), f"Repriced {book.title!r}")
+        async_queue.report_progress(done, len(books), f"Repriced {book.title!r}")
     return {
         "books": len(books),
         "percent": percent,
@@ -58,10 +55,7 @@ def reprice_books(percent: int, seconds: float = 20) -> dict[str, Any]:
 
 def flaky_import(fail_times: int = 2) -> str:
     """A job that fails its first ``fail_times`` attempts, as if upstream were not ready yet."""
-    # A job cannot ask async_queue for its own row yet, so find it: the running job of
-    # this name (with one worker, there is only one). The attempt was counted when
-    # the worker claimed the job, so the row already holds this attempt's number.
-    job = async_queue.Job.objects.running().filter(name=f"{__name__}.flaky_import").first()
+    job = async_queue.current_job()
     if job is None:  # called directly, not by a worker: there are no attempts to count
         return "imported (not run as a job)"
     if job.attempts <= fail_times:
