@@ -9,4 +9,7 @@ class AsyncQueueConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import (
+            checks,  # noqa: F401  (registers the system checks)
+            tracking,  # noqa: F401  (the tracker's check and signal receivers)
+        )

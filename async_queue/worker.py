@@ -426,9 +426,11 @@ class Worker:
         later = models.ExpressionWrapper(
             Now() + timedelta(seconds=delay), output_field=models.DateTimeField()
         )
-        self._claimed(job).update(
+        if self._claimed(job).update(
             status=Status.QUEUED, attempts=models.F("attempts") - 1, run_after=later
-        )
+        ):
+            job.status, job.attempts = Status.QUEUED, job.attempts - 1
+            send_event("retrying", job, message="object locks busy", retry_in=delay, deferred=True)
         return Outcome(job.pk, job.name, "deferred", time.monotonic() - started, retry_in=delay)
 
     def _failed(

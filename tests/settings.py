@@ -24,6 +24,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "async_queue",
     "tests.testapp",
+    "tests.trackerapp",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
