@@ -11,5 +11,6 @@ class AsyncQueueConfig(AppConfig):
     def ready(self) -> None:
         from . import (
             checks,  # noqa: F401  (registers the system checks)
+            progress,  # noqa: F401  (closes side connections when a request ends)
             tracking,  # noqa: F401  (the tracker's check and signal receivers)
         )

@@ -151,6 +151,22 @@ class Job(models.Model):
         return self.status in FINISHED
 
     @property
+    def is_queued(self) -> bool:
+        return self.status == Status.QUEUED
+
+    @property
+    def is_running(self) -> bool:
+        return self.status == Status.RUNNING
+
+    @property
+    def is_succeeded(self) -> bool:
+        return self.status == Status.SUCCEEDED
+
+    @property
+    def is_failed(self) -> bool:
+        return self.status == Status.FAILED
+
+    @property
     def duration(self) -> timedelta | None:
         if self.started_at and self.finished_at:
             return self.finished_at - self.started_at

@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from django.core.signals import request_finished
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models.functions import Now
@@ -191,7 +192,7 @@ class SideStore(ProgressStore):
             db = sqlite3.connect(self.path, timeout=5, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(
-                "CREATE TABLE IF NOT EXISTS progress (job_id INTEGER PRIMARY KEY, "
+                "CREATE TABLE IF NOT EXISTS job_progress (job_id INTEGER PRIMARY KEY, "
                 "claim TEXT NOT NULL, current INTEGER, total INTEGER, message TEXT, "
                 "updated_at REAL, cancel INTEGER NOT NULL DEFAULT 0)"
             )
@@ -202,7 +203,7 @@ class SideStore(ProgressStore):
         # A row left by another claim (a killed worker) never lends this one its flag.
         try:
             (cancel,) = self.db.execute(
-                "INSERT INTO progress (job_id, claim, current, total, message, updated_at) "
+                "INSERT INTO job_progress (job_id, claim, current, total, message, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (job_id) DO UPDATE SET "
                 "cancel = CASE WHEN claim = excluded.claim THEN cancel ELSE 0 END, "
                 "claim = excluded.claim, current = excluded.current, total = excluded.total, "
@@ -216,7 +217,7 @@ class SideStore(ProgressStore):
 
     def cancel_requested(self, job: Job) -> bool:
         row = self.db.execute(
-            "SELECT cancel FROM progress WHERE job_id = ? AND claim = ?", (job.pk, _claim(job))
+            "SELECT cancel FROM job_progress WHERE job_id = ? AND claim = ?", (job.pk, _claim(job))
         ).fetchone()
         return bool(row and row[0])
 
@@ -226,7 +227,7 @@ class SideStore(ProgressStore):
         if claim is None:
             return False
         self.db.execute(
-            "INSERT INTO progress (job_id, claim, cancel) VALUES (?, ?, 1) "
+            "INSERT INTO job_progress (job_id, claim, cancel) VALUES (?, ?, 1) "
             "ON CONFLICT (job_id) DO UPDATE SET cancel = 1, claim = excluded.claim",
             (job.pk, "{}#{}".format(*claim)),
         )
@@ -238,7 +239,7 @@ class SideStore(ProgressStore):
             return {}
         marks = ", ".join("?" * len(claims))
         rows = self.db.execute(
-            "SELECT job_id, claim, current, total, message, updated_at, cancel FROM progress "
+            "SELECT job_id, claim, current, total, message, updated_at, cancel FROM job_progress "
             f"WHERE job_id IN ({marks})",
             list(claims),
         ).fetchall()
@@ -256,7 +257,7 @@ class SideStore(ProgressStore):
 
     def clear(self, job: Job) -> None:
         try:
-            self.db.execute("DELETE FROM progress WHERE job_id = ?", (job.pk,))
+            self.db.execute("DELETE FROM job_progress WHERE job_id = ?", (job.pk,))
         except sqlite3.Error:
             logger.warning("Could not clear progress of job %s.", job.pk, exc_info=True)
 
@@ -306,6 +307,19 @@ class LocalStore(ProgressStore):
 
 
 LocalStore.instance = LocalStore()
+
+
+def close_side_connections(**kwargs: Any) -> None:
+    """Close this thread's side-database connections (connected to ``request_finished``).
+
+    A threaded server runs each request in a new thread, whose connections would
+    otherwise stay open until it is collected.
+    """
+    for store in list(SideStore._stores.values()):
+        store.close()
+
+
+request_finished.connect(close_side_connections, dispatch_uid="async_queue.progress")
 
 
 def _claim(job: Job) -> str:

@@ -24,6 +24,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django_htmx",
     "async_queue",
     "library",
 ]
@@ -35,6 +36,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
 ]
 TEMPLATES = [
     {
@@ -88,3 +90,6 @@ LOGGING = {
         "async_queue": {"handlers": ["console"], "level": "INFO"},
     },
 }
+
+# The dashboard sends anonymous users to log in; the admin's login page serves.
+LOGIN_URL = "/admin/login/"

@@ -1,0 +1,81 @@
+"""Who may see and do what in the dashboard, and what it never shows.
+
+Staff see every job; other signed-in users see only the jobs scheduled for them
+(``job.user``); anyone else's job does not exist for them (404). Retrying and
+cancelling need ``async_queue.change_job``, deleting needs ``async_queue.delete_job``,
+and each action only when the job's state allows it.
+
+Wherever the dashboard shows a job's JSON (args, kwargs, meta, result), values under
+keys that look secret are replaced by ``REDACTED``, however deeply nested.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
+
+from .models import Job, JobQuerySet
+
+User = AbstractBaseUser | AnonymousUser
+
+RETRY_PERMISSION = "async_queue.change_job"
+CANCEL_PERMISSION = "async_queue.change_job"
+DELETE_PERMISSION = "async_queue.delete_job"
+
+SECRET_MARKERS = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "authorization",
+    "cookie",
+    "session",
+)
+REDACTED = "••••••"
+
+
+def sees_all_jobs(user: User) -> bool:
+    active = getattr(user, "is_active", False)
+    return bool(
+        active and (getattr(user, "is_staff", False) or getattr(user, "is_superuser", False))
+    )
+
+
+def visible_jobs(user: User, queryset: JobQuerySet | None = None) -> JobQuerySet:
+    """The jobs ``user`` may see: all for staff, their own for other users, none otherwise."""
+    jobs = Job.objects.all() if queryset is None else queryset
+    if not user.is_authenticated or not getattr(user, "is_active", True):
+        return jobs.none()
+    if sees_all_jobs(user):
+        return jobs
+    return jobs.filter(user=user)
+
+
+def allowed_actions(user: User, job: Job) -> frozenset[str]:
+    """The actions (``"retry"``, ``"cancel"``, ``"delete"``) ``user`` may take on ``job`` now."""
+    actions = set()
+    if job.is_failed and user.has_perm(RETRY_PERMISSION):
+        actions.add("retry")
+    if not job.is_finished and user.has_perm(CANCEL_PERMISSION):
+        actions.add("cancel")
+    if job.is_finished and user.has_perm(DELETE_PERMISSION):
+        actions.add("delete")
+    return frozenset(actions)
+
+
+def is_secret(key: object) -> bool:
+    lowered = str(key).lower()
+    return any(marker in lowered for marker in SECRET_MARKERS)
+
+
+def redact(value: Any) -> Any:
+    """``value`` (JSON) with the values of secret-looking keys replaced, at any depth."""
+    if isinstance(value, dict):
+        return {key: REDACTED if is_secret(key) else redact(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(item) for item in value]
+    return value

@@ -1,0 +1,19 @@
+"""The dashboard's URLs: ``path("jobs/", include("async_queue.urls"))``."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from . import views
+
+app_name = "async_queue"
+
+urlpatterns = [
+    path("", views.JobListView.as_view(), name="job-list"),
+    path("<int:pk>/", views.JobDetailView.as_view(), name="job-detail"),
+    path("<int:pk>/row/", views.JobRowView.as_view(), name="job-row"),
+    path("<int:pk>/live/", views.JobLiveView.as_view(), name="job-live"),
+    path("<int:pk>/retry/", views.RetryJobView.as_view(), name="job-retry"),
+    path("<int:pk>/cancel/", views.CancelJobView.as_view(), name="job-cancel"),
+    path("<int:pk>/delete/", views.DeleteJobView.as_view(), name="job-delete"),
+]

@@ -1,0 +1,608 @@
+"""The dashboard: a job list with live progress, a job page, and retry/cancel/delete.
+
+Every page works without JavaScript (links, GET forms, POST forms that redirect
+back with a message). With htmx (``request.htmx``) the same views answer with
+the page's named partial instead: the list's results, one row, the job page's
+live panel. Rows and panels of unfinished jobs poll their fragment; a fragment
+answers HTTP 286 once its job has ended, which stops the polling.
+
+The list costs a fixed number of queries whatever the page shows: one aggregate
+for the counts, one for the page (keyset pagination on the id, newest first, so
+no ``COUNT`` of the table and no deep ``OFFSET``), and one ``progress.snapshot()``.
+Filters are validated by a form; only its cleaned values reach the queryset.
+Which jobs a user sees and which actions they may take is ``permissions``' call.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from django import forms
+from django.apps import apps
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import Count, Model, Q
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.text import Truncator
+from django.views import View
+from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
+
+from . import permissions
+from .exceptions import InvalidJobState
+from .models import Job, JobQuerySet, Status
+from .progress import Progress, cancel, snapshot
+
+MAX_ID = 2**63 - 1
+
+STATUS_FILTERS = {
+    Status.QUEUED: JobQuerySet.queued,
+    Status.RUNNING: JobQuerySet.running,
+    Status.SUCCEEDED: JobQuerySet.succeeded,
+    Status.FAILED: JobQuerySet.failed,
+    Status.CANCELLED: JobQuerySet.cancelled,
+}
+
+
+def htmx(request: HttpRequest) -> HtmxDetails:
+    """``request.htmx``, also when ``HtmxMiddleware`` is not installed."""
+    details = getattr(request, "htmx", None)
+    return details if isinstance(details, HtmxDetails) else HtmxDetails(request)
+
+
+def wants_fragment(request: HttpRequest) -> bool:
+    """An htmx request for a piece of a page (not a boosted link or a history restore)."""
+    details = htmx(request)
+    return bool(details) and not details.boosted and not details.history_restore_request
+
+
+# -- what the templates show ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProgressBar:
+    """A running job's progress, with the time it has run and an estimate of what is left."""
+
+    current: int | None
+    total: int | None
+    percent: float | None
+    message: str
+    elapsed: timedelta | None
+    eta: timedelta | None
+    cancel_requested: bool
+
+    @classmethod
+    def build(cls, job: Job, progress: Progress, now: datetime) -> ProgressBar:
+        elapsed = max(now - job.started_at, timedelta(0)) if job.started_at else None
+        current, total = progress.current, progress.total
+        eta = None
+        if elapsed is not None and current and total is not None and total >= current:
+            eta = elapsed * (total - current) / current
+        cancel_requested = bool(getattr(progress, "cancel_requested", False))
+        return cls(
+            current,
+            total,
+            progress.percent,
+            progress.message,
+            elapsed,
+            eta,
+            cancel_requested or job.cancel_requested_at is not None,
+        )
+
+
+@dataclass
+class JobRow:
+    """One job as the list and the live panel show it."""
+
+    job: Job
+    call: str
+    actions: frozenset[str]
+    bar: ProgressBar | None = None
+    poll: str = ""  # the hx-trigger of an unfinished job's fragment
+    notice: tuple[str, str] | None = None  # (level, text) after an htmx action
+
+    @property
+    def error(self) -> str:
+        """The latest failure, unless the job has succeeded since."""
+        return "" if self.job.is_succeeded else self.job.last_error
+
+
+@dataclass
+class LockEntry:
+    key: str
+    label: str = ""
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class Event:
+    at: datetime
+    kind: str
+    title: str
+    detail: str = ""
+    worker: str = ""
+
+
+def to_json(value: Any, indent: int | None = 2) -> str:
+    separators = None if indent else (", ", ": ")
+    return json.dumps(
+        value, indent=indent, separators=separators, cls=DjangoJSONEncoder, ensure_ascii=False
+    )
+
+
+def call_summary(job: Job, limit: int = 120) -> str:
+    """``fn(1, "a", key=value)`` with secrets redacted, cut to ``limit`` characters."""
+    args = permissions.redact(job.args)
+    kwargs = permissions.redact(job.kwargs)
+    parts = [to_json(arg, None) for arg in (args if isinstance(args, list) else [args])]
+    if isinstance(kwargs, dict):
+        parts += [f"{key}={to_json(value, None)}" for key, value in kwargs.items()]
+    elif kwargs:
+        parts.append(f"**{to_json(kwargs, None)}")
+    return Truncator(f"{job.name.rpartition('.')[2]}({', '.join(parts)})").chars(limit)
+
+
+def safe_url(url: str) -> str:
+    """``url`` if a link to it cannot run script (no ``javascript:``), else ``""``."""
+    return url if url.startswith(("/", "http://", "https://")) else ""
+
+
+def describe_locks(keys: list[str]) -> list[LockEntry]:
+    """Entries for lock keys, linking objects that exist to their page (one query per model)."""
+    entries = [LockEntry(key) for key in keys]
+    wanted: dict[type[Model], dict[Any, list[LockEntry]]] = defaultdict(lambda: defaultdict(list))
+    for entry in entries:
+        label, sep, raw_pk = entry.key.partition(":")
+        if not sep or label.count(".") != 1:
+            continue
+        try:
+            model = apps.get_model(label)
+        except (LookupError, ValueError):
+            continue
+        if raw_pk == "*":
+            entry.label = f"all {model._meta.verbose_name_plural}"
+            continue
+        try:
+            pk = model._meta.pk.to_python(raw_pk)
+        except ValidationError:
+            continue
+        wanted[model][pk].append(entry)
+    for model, by_pk in wanted.items():
+        for pk, instance in model._default_manager.in_bulk(list(by_pk)).items():
+            url = instance.get_absolute_url() if hasattr(instance, "get_absolute_url") else ""
+            for entry in by_pk.get(pk, ()):
+                entry.label = str(instance)
+                entry.url = safe_url(str(url))
+    return entries
+
+
+def timeline(job: Job, errors: list) -> list[Event]:
+    """The job's events, oldest first, derived from its row and its error rows."""
+    events = [Event(job.created_at, "scheduled", "Scheduled", f"queue {job.queue}")]
+    if not job.is_finished and job.run_after and job.run_after > job.created_at:
+        title = "Next attempt due" if job.attempts else "Due"
+        events.append(Event(job.run_after, "due", title))
+    for error in errors:
+        detail = Truncator(f"{error.exception}: {error.message}").chars(300)
+        events.append(
+            Event(
+                error.created_at, "failed", f"Attempt {error.attempt} failed", detail, error.worker
+            )
+        )
+    if job.started_at:
+        events.append(
+            Event(job.started_at, "started", f"Attempt {job.attempts} started", worker=job.worker)
+        )
+    if job.cancel_requested_at:
+        events.append(Event(job.cancel_requested_at, "cancel-requested", "Cancellation requested"))
+    events.sort(key=lambda event: event.at)
+    if job.finished_at and job.is_finished:
+        # Last whatever the clocks say: the error row of the final attempt is written
+        # a moment after the job's finished_at.
+        events.append(Event(job.finished_at, job.status, job.get_status_display()))
+    return events
+
+
+# -- filters ----------------------------------------------------------------------------
+
+
+class JobFilterForm(forms.Form):
+    """The list's GET parameters; values that do not validate are ignored (and shown)."""
+
+    q = forms.CharField(
+        required=False,
+        max_length=255,
+        label="Search",
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "name or #id"}),
+    )
+    status = forms.ChoiceField(required=False, choices=[("", "any status"), *Status.choices])
+    queue = forms.CharField(required=False, max_length=100)
+    name = forms.CharField(required=False, max_length=255)
+    user = forms.CharField(required=False, max_length=150)
+    before = forms.IntegerField(
+        required=False, min_value=1, max_value=MAX_ID, widget=forms.HiddenInput
+    )
+    after = forms.IntegerField(
+        required=False, min_value=1, max_value=MAX_ID, widget=forms.HiddenInput
+    )
+
+    FILTERS = ("q", "status", "queue", "name", "user")
+
+    def __init__(self, *args: Any, show_user: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not show_user:
+            del self.fields["user"]
+
+    def values(self) -> dict[str, Any]:
+        """The valid, non-empty values; an invalid or absent field is left out."""
+        if not self.is_bound:
+            return {}
+        self.is_valid()
+        return {
+            name: value
+            for name, value in self.cleaned_data.items()
+            if name in self.fields and value not in (None, "")
+        }
+
+    def apply(self, jobs: JobQuerySet, with_status: bool = True) -> JobQuerySet:
+        values = self.values()
+        if with_status and "status" in values:
+            jobs = STATUS_FILTERS[values["status"]](jobs)
+        if "queue" in values:
+            jobs = jobs.filter(queue=values["queue"])
+        if "name" in values:
+            jobs = jobs.filter(name=values["name"])
+        if "user" in values:
+            jobs = jobs.filter(**{f"user__{get_user_model().USERNAME_FIELD}": values["user"]})
+        if "q" in values:
+            query = values["q"].strip()
+            condition = Q(name__icontains=query)
+            ident = query.removeprefix("#")
+            if ident.isascii() and ident.isdigit() and len(ident) <= 18:
+                condition |= Q(pk=int(ident))
+            jobs = jobs.filter(condition)
+        return jobs
+
+
+# -- views ------------------------------------------------------------------------------
+
+
+class DashboardMixin(LoginRequiredMixin):
+    """Signed-in users only; the jobs are those ``permissions.visible_jobs`` allows."""
+
+    poll_running = "every 1s"
+    poll_queued = "every 3s"
+
+    request: HttpRequest
+
+    def handle_no_permission(self) -> HttpResponse:
+        if wants_fragment(self.request) and not self.request.user.is_authenticated:
+            # A fragment would swap the login page into a table row: send the whole page.
+            current = htmx(self.request).current_url_abs_path or self.request.get_full_path()
+            login = redirect_to_login(current, self.get_login_url())
+            return HttpResponseClientRedirect(login.url)
+        return super().handle_no_permission()
+
+    def get_queryset(self) -> JobQuerySet:
+        return permissions.visible_jobs(self.request.user).select_related("user")
+
+    def get_job(self, pk: int) -> Job:
+        try:
+            return self.get_queryset().get(pk=pk)
+        except Job.DoesNotExist:
+            raise Http404("No such job.") from None
+
+    def make_rows(self, jobs: list[Job]) -> list[JobRow]:
+        progress = snapshot(jobs)
+        now = timezone.now()
+        rows = []
+        for job in jobs:
+            row = JobRow(
+                job, call_summary(job), permissions.allowed_actions(self.request.user, job)
+            )
+            if job.is_running:
+                row.bar = ProgressBar.build(
+                    job, progress.get(job.pk, Progress(None, None, "", None)), now
+                )
+                row.poll = self.poll_running
+            elif not job.is_finished:
+                row.poll = self.poll_queued
+            rows.append(row)
+        return rows
+
+    def base_context(self) -> dict[str, Any]:
+        return {
+            "show_user": permissions.sees_all_jobs(self.request.user),
+            "list_url": reverse("async_queue:job-list"),
+        }
+
+    def back_url(self, page: str) -> str:
+        """Where an action form returns without JavaScript: the page showing the job."""
+        if wants_fragment(self.request):
+            return htmx(self.request).current_url_abs_path or page
+        return page
+
+
+class JobListView(DashboardMixin, View):
+    """Counts by status, filters, and a page of jobs, newest first."""
+
+    template_name = "async_queue/job_list.html"
+    partial_template_name = "async_queue/partials/job_results.html"
+    paginate_by = 25
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        show_user = permissions.sees_all_jobs(request.user)
+        form = JobFilterForm(request.GET or None, show_user=show_user)
+        values = form.values()
+        jobs = form.apply(self.get_queryset())
+        page, newer, older = self.paginate(jobs, values.get("before"), values.get("after"))
+        filters = {name: values[name] for name in JobFilterForm.FILTERS if name in values}
+        context = {
+            **self.base_context(),
+            "form": form,
+            "filters": filters,
+            "counts": self.counts(form, filters),
+            "rows": self.make_rows(page),
+            "newest_url": self.url(filters) if values.keys() & {"before", "after"} else "",
+            "newer_url": self.url(filters, after=newer) if newer else "",
+            "older_url": self.url(filters, before=older) if older else "",
+            "back": request.get_full_path(),
+            "refresh_url": request.get_full_path(),
+        }
+        template = self.partial_template_name if wants_fragment(request) else self.template_name
+        response = render(request, template, context)
+        patch_vary_headers(response, ["HX-Request"])
+        return response
+
+    def url(self, filters: dict[str, Any], **changes: Any) -> str:
+        params = {name: value for name, value in {**filters, **changes}.items() if value}
+        url = reverse("async_queue:job-list")
+        return f"{url}?{urlencode(params)}" if params else url
+
+    def counts(self, form: JobFilterForm, filters: dict[str, Any]) -> list[dict[str, Any]]:
+        """Jobs per status under the other filters: one aggregate query."""
+        jobs = form.apply(self.get_queryset().select_related(None), with_status=False)
+        by_status = dict(jobs.order_by().values_list("status").annotate(n=Count("pk")))
+        others = {name: value for name, value in filters.items() if name != "status"}
+        counts = [
+            {
+                "status": "",
+                "label": "All",
+                "count": sum(by_status.values()),
+                "url": self.url(others),
+                "active": "status" not in filters,
+            }
+        ]
+        for status in Status:
+            counts.append(
+                {
+                    "status": status.value,
+                    "label": status.label,
+                    "count": by_status.get(status.value, 0),
+                    "url": self.url(others, status=status.value),
+                    "active": filters.get("status") == status.value,
+                }
+            )
+        return counts
+
+    def paginate(
+        self, jobs: JobQuerySet, before: int | None, after: int | None
+    ) -> tuple[list[Job], int | None, int | None]:
+        """A page of ``jobs`` newest first, and the cursors of the newer and older pages."""
+        size = self.paginate_by
+        if after is not None and before is None:
+            page = list(jobs.filter(pk__gt=after).order_by("pk")[: size + 1])
+            newer = page[size - 1].pk if len(page) > size else None
+            page = page[:size][::-1]
+            return page, newer, page[-1].pk if page else None
+        if before is not None:
+            jobs = jobs.filter(pk__lt=before)
+        page = list(jobs.order_by("-pk")[: size + 1])
+        older = page[size - 1].pk if len(page) > size else None
+        page = page[:size]
+        newer = page[0].pk if before is not None and page else None
+        return page, newer, older
+
+
+class JobDetailView(DashboardMixin, View):
+    """Everything about one job: call, result, locks, timeline, errors, live progress."""
+
+    template_name = "async_queue/job_detail.html"
+    locks_shown = 100
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        job = self.get_job(pk)
+        keys = list(job.locks.order_by("key").values_list("key", flat=True)[: self.locks_shown + 1])
+        context = {
+            **self.base_context(),
+            **self.detail_context(job),
+            "row": self.make_rows([job])[0],
+            "args_json": to_json(permissions.redact(job.args)),
+            "kwargs_json": to_json(permissions.redact(job.kwargs)),
+            "meta_json": to_json(permissions.redact(job.meta)) if job.meta else "",
+            "locks": describe_locks(keys[: self.locks_shown]),
+            "more_locks": len(keys) > self.locks_shown,
+            "back": request.get_full_path(),
+        }
+        return render(request, self.template_name, context)
+
+    @staticmethod
+    def detail_context(job: Job) -> dict[str, Any]:
+        """What changes when a job ends: its errors, timeline and result."""
+        errors = list(job.errors.all())
+        return {
+            "job": job,
+            "errors": errors,
+            "timeline": timeline(job, errors),
+            "result_json": "" if job.result is None else to_json(permissions.redact(job.result)),
+        }
+
+
+class JobFragmentView(DashboardMixin, View):
+    """A polled fragment of one job; HTTP 286 once the job has ended, to stop the polling."""
+
+    template_name: str
+
+    job: Job
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        job = self.job = self.get_job(pk)
+        response = render(request, self.template_name, self.get_context(job))
+        if job.is_finished:
+            response.status_code = HTMX_STOP_POLLING
+        return response
+
+    def get_context(self, job: Job) -> dict[str, Any]:
+        return {
+            **self.base_context(),
+            "row": self.make_rows([job])[0],
+            "back": self.back_url(self.page_url(job)),
+        }
+
+    def page_url(self, job: Job) -> str:
+        """The page this fragment belongs to (where a no-JavaScript form returns)."""
+        raise NotImplementedError
+
+
+class JobRowView(JobFragmentView):
+    """One row of the list; when the job changed status, the list's counts are refreshed."""
+
+    template_name = "async_queue/partials/job_row.html"
+    changed_event = "aq-job-changed"
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        response = super().get(request, pk)
+        shown = request.GET.get("shown")
+        if shown and shown != self.job.status:
+            # Counting costs a scan, so the counts follow transitions, not every poll.
+            response["HX-Trigger"] = self.changed_event
+        return response
+
+    def page_url(self, job: Job) -> str:
+        return reverse("async_queue:job-list")
+
+
+class JobLiveView(JobFragmentView):
+    """The job page's live panel; once the job ended, its timeline, errors and result too."""
+
+    template_name = "async_queue/partials/job_live.html"
+
+    def page_url(self, job: Job) -> str:
+        return reverse("async_queue:job-detail", args=[job.pk])
+
+    def get_context(self, job: Job) -> dict[str, Any]:
+        context = super().get_context(job)
+        if job.is_finished:
+            context |= {**JobDetailView.detail_context(job), "oob": True}
+        return context
+
+
+class JobActionView(DashboardMixin, View):
+    """POST only: do one thing to a job, then redirect back (or answer with its fragment)."""
+
+    http_method_names = ["post"]
+    action: str  # the verb, as in "You may not retry jobs."
+    past: str  # as in "Job 5 cannot be retried"
+    permission: str
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        job = self.get_job(pk)
+        if not request.user.has_perm(self.permission):
+            raise PermissionDenied(f"You may not {self.action} jobs.")
+        try:
+            level, text = messages.SUCCESS, self.perform(job)
+        except InvalidJobState:
+            job.refresh_from_db(fields=["status"])
+            level = messages.ERROR
+            text = f"Job {job.pk} cannot be {self.past}: it is {job.get_status_display().lower()}."
+        return self.respond(job, level, text)
+
+    def perform(self, job: Job) -> str:
+        """Do the action; return the message to show. Raises ``InvalidJobState``."""
+        raise NotImplementedError
+
+    def next_url(self, job: Job) -> str:
+        candidate = self.request.POST.get("next", "")
+        if url_has_allowed_host_and_scheme(
+            candidate,
+            allowed_hosts={self.request.get_host()},
+            require_https=self.request.is_secure(),
+        ):
+            return candidate
+        return reverse("async_queue:job-detail", args=[job.pk])
+
+    def respond(self, job: Job, level: int, text: str) -> HttpResponse:
+        if not wants_fragment(self.request):
+            messages.add_message(self.request, level, text)
+            return HttpResponseRedirect(self.next_url(job))
+        job = self.get_job(job.pk)
+        view, template = self.fragment_for(job)
+        context = view.get_context(job)
+        context["row"].notice = (messages.DEFAULT_TAGS[level], text)
+        response = render(self.request, template, context)
+        if level == messages.SUCCESS:
+            response["HX-Trigger"] = JobRowView.changed_event
+        return response
+
+    def fragment_for(self, job: Job) -> tuple[JobFragmentView, str]:
+        """The fragment the htmx request targets: the job page's live panel or a list row."""
+        live = htmx(self.request).target == f"job-{job.pk}-live"
+        view: JobFragmentView = JobLiveView() if live else JobRowView()
+        view.setup(self.request, pk=job.pk)
+        return view, view.template_name
+
+
+class RetryJobView(JobActionView):
+    action, past, permission = "retry", "retried", permissions.RETRY_PERMISSION
+
+    def perform(self, job: Job) -> str:
+        job.retry()
+        return f"Job {job.pk} was queued again."
+
+
+class CancelJobView(JobActionView):
+    action, past, permission = "cancel", "cancelled", permissions.CANCEL_PERMISSION
+
+    def perform(self, job: Job) -> str:
+        if cancel(job) == "cancelled":
+            return f"Job {job.pk} was cancelled."
+        return f"Cancellation of job {job.pk} was requested: it stops at its next progress report."
+
+
+class DeleteJobView(JobActionView):
+    action, past, permission = "delete", "deleted", permissions.DELETE_PERMISSION
+
+    def perform(self, job: Job) -> str:
+        deleted, _ = Job.objects.finished().filter(pk=job.pk).delete()
+        if not deleted:
+            raise InvalidJobState(f"Job {job.pk} is not finished.")
+        return f"Job {job.pk} was deleted."
+
+    def next_url(self, job: Job) -> str:
+        url = super().next_url(job)
+        detail = reverse("async_queue:job-detail", args=[job.pk])
+        if urlsplit(url).path.startswith(detail):
+            return reverse("async_queue:job-list")
+        return url
+
+    def respond(self, job: Job, level: int, text: str) -> HttpResponse:
+        if level != messages.SUCCESS or not wants_fragment(self.request):
+            return super().respond(job, level, text)
+        if htmx(self.request).target == f"job-{job.pk}-live":
+            messages.success(self.request, text)
+            return HttpResponseClientRedirect(reverse("async_queue:job-list"))
+        return HttpResponse("", headers={"HX-Trigger": JobRowView.changed_event})  # no row
