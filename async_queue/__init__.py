@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     )
     from .models import Job, JobError, JobGroup, JobLock, Status
     from .progress import cancel, check_cancelled, current_job, report_progress
-    from .scheduling import deschedule, schedule, schedule_many
+    from .scheduling import aschedule, deschedule, schedule, schedule_many
 
 __all__ = [
     "Conflict",
@@ -38,6 +38,7 @@ __all__ = [
     "ScheduleError",
     "Status",
     "WorkerAborted",
+    "aschedule",
     "cancel",
     "check_cancelled",
     "current_job",
@@ -51,6 +52,7 @@ _EXPORTS = {
     "schedule": "scheduling",
     "deschedule": "scheduling",
     "schedule_many": "scheduling",
+    "aschedule": "scheduling",
     "report_progress": "progress",
     "current_job": "progress",
     "check_cancelled": "progress",

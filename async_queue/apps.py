@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import importlib.util
+
 from django.apps import AppConfig
 
 
@@ -14,3 +16,6 @@ class AsyncQueueConfig(AppConfig):
             progress,  # noqa: F401  (closes side connections when a request ends)
             tracking,  # noqa: F401  (the tracker's check and signal receivers)
         )
+
+        if importlib.util.find_spec("django.tasks"):  # Django 6.0+
+            from . import backends  # noqa: F401  (sends django.tasks' signals)

@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.apps import apps
 
 from .conf import queue_settings
@@ -45,8 +46,11 @@ def check_allowed(name: str) -> None:
 
 
 def resolve(name: str) -> Callable[..., Any]:
-    """Import and return the callable ``name`` names, after checking it is allowed.
+    """Import the callable ``name`` names, after checking it is allowed; return a sync callable.
 
+    A Django ``@task`` (whose dotted path names its ``Task`` object) and an
+    ``async def`` function are returned wrapped, so that the worker calls them
+    like any function, in its thread and so inside the job's transaction.
     Raises ``JobNotAllowed`` (nothing imported), ``ImportError`` or ``TypeError``.
     """
     check_allowed(name)
@@ -56,9 +60,31 @@ def resolve(name: str) -> Callable[..., Any]:
         target = getattr(module, attribute)
     except AttributeError:
         raise ImportError(f"Module {module_name!r} has no attribute {attribute!r}.") from None
+    if _is_django_task(target):
+        return _task_runner(target)
     if not callable(target):
         raise TypeError(f"{name!r} is a {type(target).__name__}, not a callable.")
+    if inspect.iscoroutinefunction(target):
+        # ORM calls in the coroutine (``aget``, ``acreate``, sync_to_async) run in
+        # this thread, on this connection: inside the job's transaction.
+        return async_to_sync(target)
     return target
+
+
+def _is_django_task(target: Any) -> bool:
+    return type(target).__module__ == "django.tasks.base" and type(target).__name__ == "Task"
+
+
+def _task_runner(task: Any) -> Callable[..., Any]:
+    def run(*args: Any, **kwargs: Any) -> Any:
+        if task.takes_context:
+            from .backends import task_context
+            from .progress import current_job
+
+            return task.call(task_context(current_job()), *args, **kwargs)
+        return task.call(*args, **kwargs)
+
+    return run
 
 
 def dotted_name(function: Callable[..., Any] | str) -> str:
@@ -68,6 +94,8 @@ def dotted_name(function: Callable[..., Any] | str) -> str:
     nested functions, bound methods and callables defined in ``__main__`` are
     refused here, at schedule time, instead of failing in a worker later.
     """
+    if _is_django_task(function):
+        function = function.module_path
     if isinstance(function, str):
         name = function
         check_allowed(name)
@@ -100,10 +128,11 @@ def dotted_name(function: Callable[..., Any] | str) -> str:
     name = f"{module}.{qualname}"
     check_allowed(name)
     try:
-        resolved = resolve(name)
+        resolve(name)
     except (ImportError, TypeError) as exc:
         raise ScheduleError(f"Cannot schedule {name!r}: {exc}") from exc
-    if resolved is not function:
+    module_object = importlib.import_module(module)
+    if getattr(module_object, qualname, None) is not function:
         raise ScheduleError(
             f"{name!r} does not import back to {function!r}; schedule the module-level "
             "function itself (a class attribute or a re-bound name is not supported)."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 from django.conf import settings
@@ -67,3 +68,23 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             )
         )
     return errors
+
+
+@register(Tags.compatibility)
+def check_task_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    tasks = getattr(settings, "TASKS", None) or {}
+    uses_backend = any(
+        isinstance(config, dict) and config.get("BACKEND") == "async_queue.backends.QueueBackend"
+        for config in tasks.values()
+    )
+    if uses_backend and importlib.util.find_spec("django.tasks") is None:
+        return [
+            Error(
+                "TASKS names async_queue.backends.QueueBackend, but this Django has no "
+                "django.tasks.",
+                hint="The django.tasks backend needs Django 6.0 or later; on 5.2 use "
+                "async_queue.schedule() directly.",
+                id="async_queue.E020",
+            )
+        ]
+    return []

@@ -10,6 +10,7 @@ whichever machine a worker runs on.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -195,6 +196,23 @@ class Job(models.Model):
             finished_at=None,
             max_attempts=max(self.max_attempts, self.attempts + 1),
         )
+
+    async def arefresh(self) -> Job:
+        """Reload this job's row (async)."""
+        await self.arefresh_from_db()
+        return self
+
+    async def wait(self, timeout: float | None = None, interval: float = 0.2) -> Job:
+        """Wait (async) until the job has finished; ``TimeoutError`` after ``timeout`` s."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        await self.arefresh()
+        while not self.is_finished:
+            if deadline is not None and loop.time() >= deadline:
+                raise TimeoutError(f"Job {self.pk} is still {self.status} after {timeout}s.")
+            await asyncio.sleep(interval)
+            await self.arefresh()
+        return self
 
     def execute(self) -> Outcome:
         """Run this queued job now, in this process, exactly as a worker would."""

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, router, transaction
@@ -310,3 +311,20 @@ def deschedule(
     args, kwargs, _ = encode_payload(args, kwargs)
     alias = using or router.db_for_write(Job)
     return Job.objects.using(alias).filter(name=name, args=args, kwargs=kwargs).cancel()
+
+
+async def aschedule(
+    function: Callable[..., Any] | str,
+    args: Sequence[Any] | None = None,
+    kwargs: dict[str, Any] | None = None,
+    **options: Any,
+) -> Job:
+    """``schedule()`` for async code, with the same commit semantics.
+
+    It runs ``schedule()`` through ``sync_to_async(thread_sensitive=True)``: in the
+    thread where Django runs sync code, on that thread's connection. If that
+    connection is inside ``transaction.atomic()`` (async code called from a sync
+    block that opened one), the row is written when that transaction commits;
+    from an async view, which cannot hold a transaction open, it is written at once.
+    """
+    return await sync_to_async(schedule, thread_sensitive=True)(function, args, kwargs, **options)

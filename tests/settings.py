@@ -7,6 +7,8 @@ passes them the test database's name in ASYNC_QUEUE_TEST_DB_NAME.
 import os
 from pathlib import Path
 
+import django
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 SECRET_KEY = "tests-only-not-secret"
 DEBUG = False
@@ -90,3 +92,11 @@ ASYNC_QUEUE = {
     "RECOVERY_INTERVAL": 0.5,
     "LOCK_RETRY_DELAY": 0.2,
 }
+
+if django.VERSION >= (6, 0):
+    TASKS = {
+        "default": {
+            "BACKEND": "async_queue.backends.QueueBackend",
+            "QUEUES": ["default", "mail"],
+        }
+    }

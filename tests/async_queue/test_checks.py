@@ -45,3 +45,14 @@ def test_check_command_fails_on_bad_settings():
         pytest.raises(SystemCheckError, match=r"async_queue\.E003"),
     ):
         call_command("check")
+
+
+def test_the_task_backend_needs_django_6(monkeypatch):
+    from async_queue import checks
+
+    monkeypatch.setattr(checks.importlib.util, "find_spec", lambda name: None)
+    tasks = {"default": {"BACKEND": "async_queue.backends.QueueBackend"}}
+    with override_settings(TASKS=tasks):
+        assert [m.id for m in checks.check_task_backend()] == ["async_queue.E020"]
+    with override_settings(TASKS={}):
+        assert checks.check_task_backend() == []

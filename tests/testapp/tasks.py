@@ -121,3 +121,14 @@ def wait_for_cancel(seconds: float) -> None:
     while time.monotonic() < end:
         check_cancelled()
         time.sleep(0.05)
+
+
+async def async_write_then_fail(name: str) -> None:
+    """An async job whose ORM write must roll back with its transaction."""
+    await Counter.objects.acreate(name=name)
+    raise ValueError("async job failed after writing")
+
+
+async def async_write(name: str) -> str:
+    await Counter.objects.acreate(name=name)
+    return name
