@@ -73,3 +73,14 @@ def test_purge_jobs_requires_older_than(manage):
     result = manage("purge_jobs", check=False)
     assert result.returncode != 0
     assert "--older-than" in result.stderr
+
+
+def test_queue_health_fails_when_the_oldest_due_job_is_too_old(manage):
+    assert manage("queue_health", "--fail-if-older-than", "60").returncode == 0  # empty queue
+    job = schedule(tasks.echo)
+    Job.objects.filter(pk=job.pk).update(run_after=Now() - dt.timedelta(seconds=120))
+    assert manage("queue_health", "--fail-if-older-than", "300").returncode == 0
+    result = manage("queue_health", "--fail-if-older-than", "60", check=False)
+    assert result.returncode == 1
+    assert "over the 60s limit" in result.stderr
+    assert json.loads(result.stdout)["due"] == 1  # the report is still printed
