@@ -110,6 +110,12 @@ class Job(models.Model):
         default=False, help_text="Runs only once every other job of its group has finished."
     )
     has_locks = models.BooleanField(default=False, help_text="Declared object locks.")
+    unique_key = models.CharField(
+        max_length=255,
+        null=True,
+        blank=True,
+        help_text="At most one queued or running job has a given key.",
+    )
 
     progress_current = models.BigIntegerField(null=True, blank=True)
     progress_total = models.BigIntegerField(null=True, blank=True)
@@ -124,6 +130,7 @@ class Job(models.Model):
     # Set by schedule() until the rows are written.
     lock_keys: list[str]
     run_after_delay: timedelta | None
+    deduplicated: bool  # a unique job that took an existing job's place
 
     class Meta:
         ordering = ["-id"]
@@ -141,6 +148,11 @@ class Job(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(status__in=Status.values), name="async_queue_job_status_valid"
+            ),
+            models.UniqueConstraint(
+                fields=["unique_key"],
+                condition=Q(status__in=["queued", "running"]),
+                name="async_queue_job_unique_active",
             ),
         ]
 

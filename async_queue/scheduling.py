@@ -7,6 +7,7 @@ a ``ScheduleError``, before anything is written.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -16,7 +17,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models, router, transaction
+from django.db import IntegrityError, models, router, transaction
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -25,7 +26,7 @@ from .conf import queue_settings
 from .db import database_now
 from .exceptions import ScheduleError
 from .locks import LockTarget, lock_keys
-from .models import Job, JobGroup, JobLock
+from .models import Job, JobGroup, JobLock, Status
 from .signals import send_event
 
 INT32 = (-(2**31), 2**31 - 1)
@@ -152,6 +153,8 @@ def build_job(
     timeout: float | None = None,
     group: JobGroup | None = None,
     locks: Iterable[LockTarget] | None = None,
+    unique: bool = False,
+    unique_key: str | None = None,
 ) -> Job:
     """A validated, unsaved Job (its lock keys in ``job.lock_keys``); ``ScheduleError`` if bad."""
     name = dotted_name(function)
@@ -170,6 +173,15 @@ def build_job(
     if group is not None and (not isinstance(group, JobGroup) or group.pk is None):
         raise ScheduleError(f"group must be a saved JobGroup; got {group!r}.")
     keys = lock_keys(locks) if locks is not None else []
+    if unique_key is not None:
+        if not isinstance(unique_key, str) or not unique_key or len(unique_key) > 255:
+            raise ScheduleError(
+                "unique_key must be a non-empty string of up to 255 characters; "
+                f"got {unique_key!r}."
+            )
+    elif unique:
+        digest = hashlib.sha256(_dumps([args, kwargs]).encode()).hexdigest()
+        unique_key = f"{name[:180]}:{digest}"
     job = Job(
         name=name,
         args=args,
@@ -183,6 +195,7 @@ def build_job(
         timeout=timeout,
         group=group,
         has_locks=bool(keys),
+        unique_key=unique_key,
     )
     job.lock_keys = keys
     # For bulk inserts: how far after the database's "now" the job is due.
@@ -191,9 +204,18 @@ def build_job(
 
 
 def _insert(jobs: list[Job], using: str) -> None:
-    """Write the rows (one INSERT for all of them) and their lock keys, atomically."""
+    """Write the rows (one INSERT for all of them) and their lock keys, atomically.
+
+    A unique job whose key a queued or running job already has is not written:
+    it takes that job's values instead (``job.deduplicated`` is then True).
+    """
+    unique = [job for job in jobs if job.unique_key is not None]
+    jobs = [job for job in jobs if job.unique_key is None]
+    written = [job for job in unique if _insert_unique(job, using)]
     with transaction.atomic(using=using):
-        if len(jobs) == 1:
+        if not jobs:
+            pass
+        elif len(jobs) == 1:
             jobs[0].save(using=using, force_insert=True)
         else:
             # One reading of the database clock instead of a Now() expression in
@@ -203,11 +225,39 @@ def _insert(jobs: list[Job], using: str) -> None:
                 if job.run_after_delay is not None:
                     job.run_after = now + job.run_after_delay
             Job.objects.using(using).bulk_create(jobs)
+        jobs += written
         locks = [JobLock(job_id=job.pk, key=key) for job in jobs for key in job.lock_keys]
         if locks:
             JobLock.objects.using(using).bulk_create(locks)
     for job in jobs:
         send_event("scheduled", job, locks=job.lock_keys)
+
+
+def _insert_unique(job: Job, using: str, tries: int = 5) -> bool:
+    """Insert a unique job, or take the values of the active job with its key.
+
+    The partial unique index decides, so concurrent schedulers cannot both
+    insert. Returns whether the row was written.
+    """
+    active = Job.objects.using(using).filter(
+        unique_key=job.unique_key, status__in=[Status.QUEUED, Status.RUNNING]
+    )
+    for _ in range(tries):
+        try:
+            with transaction.atomic(using=using):
+                job.save(using=using, force_insert=True)
+        except IntegrityError:
+            existing = active.first()
+            if existing is None:  # it finished in between: try again
+                continue
+            for field in Job._meta.concrete_fields:
+                setattr(job, field.attname, getattr(existing, field.attname))
+            job._state.adding, job._state.db = False, using
+            job.deduplicated = True
+            return False
+        job.deduplicated = False
+        return True
+    raise ScheduleError(f"Could not schedule unique job {job.unique_key!r}: it kept conflicting.")
 
 
 def _write(jobs: list[Job], using: str | None, on_commit: bool) -> None:
@@ -232,6 +282,8 @@ def schedule(
     timeout: float | None = None,
     group: JobGroup | None = None,
     locks: Iterable[LockTarget] | None = None,
+    unique: bool = False,
+    unique_key: str | None = None,
     using: str | None = None,
     on_commit: bool = True,
 ) -> Job:
@@ -240,7 +292,9 @@ def schedule(
     Inside a transaction the row is written when that transaction commits (and
     never, if it rolls back); the returned Job gets its pk then. ``on_commit=False``
     writes the row at once, inside the caller's transaction. ``locks`` declares
-    the objects the job touches (see ``async_queue.locks``).
+    the objects the job touches (see ``async_queue.locks``). ``unique=True`` (a key
+    from the name and arguments) or ``unique_key=`` adds no second queued or running
+    job with the same key: the returned Job is then the existing one.
     """
     job = build_job(
         function,
@@ -255,6 +309,8 @@ def schedule(
         timeout=timeout,
         group=group,
         locks=locks,
+        unique=unique,
+        unique_key=unique_key,
     )
     _write([job], using, on_commit)
     return job

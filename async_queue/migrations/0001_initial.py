@@ -177,6 +177,15 @@ class Migration(migrations.Migration):
                     "has_locks",
                     models.BooleanField(default=False, help_text="Declared object locks."),
                 ),
+                (
+                    "unique_key",
+                    models.CharField(
+                        blank=True,
+                        help_text="At most one queued or running job has a given key.",
+                        max_length=255,
+                        null=True,
+                    ),
+                ),
                 ("progress_current", models.BigIntegerField(blank=True, null=True)),
                 ("progress_total", models.BigIntegerField(blank=True, null=True)),
                 ("progress_message", models.CharField(blank=True, default="", max_length=255)),
@@ -302,6 +311,14 @@ class Migration(migrations.Migration):
             model_name="joblock",
             constraint=models.UniqueConstraint(
                 fields=("job", "key"), name="async_queue_joblock_unique"
+            ),
+        ),
+        migrations.AddConstraint(
+            model_name="job",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status__in", ["queued", "running"])),
+                fields=("unique_key",),
+                name="async_queue_job_unique_active",
             ),
         ),
         migrations.RunPython(_on_postgresql(NOTIFY_SQL), _on_postgresql(DROP_NOTIFY_SQL)),
