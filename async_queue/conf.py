@@ -50,6 +50,9 @@ SETTINGS: dict[str, Setting] = {
     "PROGRESS_INTERVAL": Setting(
         0.25, (int, float), "Least seconds between two progress writes of one job."
     ),
+    "METRICS_TOKEN": Setting(
+        None, (str, type(None)), "A bearer token that may read the metrics endpoint."
+    ),
     "TRACKER": Setting(
         None,
         (dict, type(None)),

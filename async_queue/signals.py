@@ -70,3 +70,32 @@ def send_event(event: str, job: Job, **payload: Any) -> None:
                 exc_info=response,
                 extra={"receiver": receiver},
             )
+
+
+def log_event(sender: Any, job: Job, payload: dict[str, Any], **kwargs: Any) -> None:
+    """One structured log line per lifecycle event, on the ``async_queue.events`` logger.
+
+    Level INFO (``progress``: DEBUG; ``failed``: WARNING). The record's ``extra``
+    fields: ``event``, ``job_id``, ``job_name``, ``queue``, ``status``, ``attempt``,
+    and when the event has them ``error``, ``retry_in``, ``progress``.
+    """
+    event = payload["event"]
+    level = {"progress": logging.DEBUG, "failed": logging.WARNING}.get(event, logging.INFO)
+    if not logger.isEnabledFor(level):
+        return
+    fields = {
+        "event": event,
+        "job_id": job.pk,
+        "job_name": job.name,
+        "queue": job.queue,
+        "status": payload["status"],
+        "attempt": payload["attempt"],
+    }
+    fields.update(
+        {key: payload[key] for key in ("error", "retry_in", "progress") if key in payload}
+    )
+    logger.log(level, "job %s %s %s", job.pk, job.name, event, extra=fields)
+
+
+for _signal in SIGNALS.values():
+    _signal.connect(log_event, dispatch_uid="async_queue.signals.log_event")

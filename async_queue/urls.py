@@ -16,4 +16,5 @@ urlpatterns = [
     path("<int:pk>/retry/", views.RetryJobView.as_view(), name="job-retry"),
     path("<int:pk>/cancel/", views.CancelJobView.as_view(), name="job-cancel"),
     path("<int:pk>/delete/", views.DeleteJobView.as_view(), name="job-delete"),
+    path("metrics/", views.MetricsView.as_view(), name="metrics"),
 ]

@@ -36,13 +36,15 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
+from django.utils.crypto import constant_time_compare
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import Truncator
 from django.views import View
 from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from . import permissions
+from . import metrics, permissions
+from .conf import queue_settings
 from .exceptions import InvalidJobState
 from .models import Job, JobQuerySet, Status
 from .progress import Progress, cancel, snapshot
@@ -606,3 +608,25 @@ class DeleteJobView(JobActionView):
             messages.success(self.request, text)
             return HttpResponseClientRedirect(reverse("async_queue:job-list"))
         return HttpResponse("", headers={"HX-Trigger": JobRowView.changed_event})  # no row
+
+
+class MetricsView(View):
+    """Prometheus/OpenMetrics text: for staff, or with ``Authorization: Bearer <METRICS_TOKEN>``."""
+
+    http_method_names = ["get", "head"]
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        if not self.allowed(request):
+            return HttpResponse("Forbidden\n", status=403, content_type="text/plain")
+        return HttpResponse(
+            metrics.render(Job.objects.db),
+            content_type="application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )
+
+    def allowed(self, request: HttpRequest) -> bool:
+        token = queue_settings.METRICS_TOKEN
+        header = request.headers.get("Authorization", "")
+        if token and header.startswith("Bearer "):
+            return constant_time_compare(header.removeprefix("Bearer "), token)
+        user = request.user
+        return bool(user.is_active and user.is_staff)

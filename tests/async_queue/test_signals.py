@@ -107,3 +107,22 @@ def test_send_event_without_receivers_is_free(django_assert_num_queries):
 
     with django_assert_num_queries(0):
         send_event("progress", Job(pk=1))
+
+
+def test_every_event_is_a_structured_log_line(caplog):
+    job = schedule(tasks.fail, ["bad"], max_attempts=1)
+    with caplog.at_level(logging.DEBUG, logger="async_queue.events"):
+        job.execute()
+    records = [r for r in caplog.records if r.name == "async_queue.events"]
+    assert [r.event for r in records] == ["started", "failed", "cleanup"]
+    failed = records[1]
+    assert failed.levelname == "WARNING"
+    assert (failed.job_id, failed.job_name, failed.queue, failed.status, failed.attempt) == (
+        job.pk,
+        "tests.testapp.tasks.fail",
+        "default",
+        "failed",
+        1,
+    )
+    assert failed.error == "RuntimeError: bad"
+    assert failed.getMessage() == f"job {job.pk} tests.testapp.tasks.fail failed"

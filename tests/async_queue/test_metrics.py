@@ -1,0 +1,64 @@
+import datetime as dt
+
+import pytest
+from django.contrib.auth.models import User
+from django.db.models.functions import Now
+from django.test import override_settings
+from django.urls import reverse
+from prometheus_client.parser import text_string_to_metric_families
+
+from async_queue import Job, schedule
+from tests.testapp import tasks
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def scrape(client, **headers):
+    return client.get(reverse("async_queue:metrics"), **headers)
+
+
+def samples(text):
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_parse_and_match_the_database(client):
+    client.force_login(User.objects.create_user("ops", is_staff=True))
+    for _ in range(2):
+        schedule(tasks.echo, queue="mail")
+    Job.objects.filter(queue="mail").update(run_after=Now() - dt.timedelta(seconds=30))
+    schedule(tasks.echo, run_after=dt.timedelta(hours=1))
+    for _ in range(3):
+        schedule(tasks.record, ["x"]).execute()
+    schedule(tasks.fail, max_attempts=1).execute()
+
+    response = scrape(client)
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/openmetrics-text")
+    seen = samples(response.content.decode())
+    assert seen[("async_queue_jobs", (("queue", "mail"), ("status", "queued")))] == 2
+    assert seen[("async_queue_jobs", (("queue", "default"), ("status", "queued")))] == 1
+    assert seen[("async_queue_jobs", (("queue", "default"), ("status", "succeeded")))] == 3
+    assert seen[("async_queue_due_jobs", ())] == 2
+    assert 29 <= seen[("async_queue_oldest_due_job_age_seconds", ())] < 120
+    record = (("name", "tests.testapp.tasks.record"), ("status", "succeeded"))
+    assert seen[("async_queue_finished_jobs", record)] == 3
+    failed = (("name", "tests.testapp.tasks.fail"), ("status", "failed"))
+    assert seen[("async_queue_finished_jobs", failed)] == 1
+    name = (("name", "tests.testapp.tasks.record"),)
+    assert seen[("async_queue_job_duration_seconds_count", name)] == 3
+    assert seen[("async_queue_job_duration_seconds_sum", name)] >= 0
+
+
+def test_metrics_need_staff_or_the_token(client):
+    assert scrape(client).status_code == 403
+    client.force_login(User.objects.create_user("someone"))
+    assert scrape(client).status_code == 403
+    client.logout()
+    with override_settings(ASYNC_QUEUE={"METRICS_TOKEN": "s3cret"}):
+        assert scrape(client, HTTP_AUTHORIZATION="Bearer wrong").status_code == 403
+        assert scrape(client, HTTP_AUTHORIZATION="Bearer s3cret").status_code == 200
+    assert client.post(reverse("async_queue:metrics")).status_code == 405
