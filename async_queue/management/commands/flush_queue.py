@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
 from async_queue.exceptions import WorkerAborted
+from async_queue.pool import Pool, worker_command
 from async_queue.worker import Outcome, Worker
 
 
@@ -57,11 +59,28 @@ class Command(BaseCommand):
             help="With --forever, stop after this long (for process recyclers).",
         )
 
+        parser.add_argument(
+            "--processes",
+            type=int,
+            metavar="N",
+            help="With --forever, run and supervise N worker processes (restarting any that "
+            "dies; SIGTERM stops them all gracefully).",
+        )
+        parser.add_argument(
+            "--max-jobs",
+            type=int,
+            metavar="N",
+            help="With --processes, recycle each worker process after N jobs.",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
         if options["jobs"] is not None and options["jobs"] < 1:
             raise CommandError("--jobs must be at least 1.")
         if options["sleep"] is not None and options["sleep"] <= 0:
             raise CommandError("--sleep must be a positive number of seconds.")
+        if options["processes"] is not None or options["max_jobs"] is not None:
+            self.run_pool(options)
+            return
         worker = Worker(options["database"], queues=options["queue"], prefix=options["filter"])
         verbosity = options["verbosity"]
 
@@ -86,3 +105,13 @@ class Command(BaseCommand):
             raise CommandError(
                 f"Worker {exc}; the running job was rolled back and requeued."
             ) from None
+
+    def run_pool(self, options: dict[str, Any]) -> None:
+        processes, max_jobs = options["processes"], options["max_jobs"]
+        if not options["forever"] or processes is None:
+            raise CommandError("--processes (and --max-jobs) go with --forever.")
+        if processes < 1 or (max_jobs is not None and max_jobs < 1):
+            raise CommandError("--processes and --max-jobs must be at least 1.")
+        code = Pool(worker_command(sys.argv, max_jobs), processes).run()
+        if code:
+            raise CommandError("A worker did not stop cleanly.", returncode=code)
