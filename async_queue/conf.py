@@ -50,6 +50,11 @@ SETTINGS: dict[str, Setting] = {
     "PROGRESS_INTERVAL": Setting(
         0.25, (int, float), "Least seconds between two progress writes of one job."
     ),
+    "PERIODIC": Setting(
+        [],
+        (list, tuple),
+        "Periodic jobs: [{'name': ..., 'function': 'app.tasks.fn', 'cron': '0 3 * * *'}, ...].",
+    ),
     "METRICS_TOKEN": Setting(
         None, (str, type(None)), "A bearer token that may read the metrics endpoint."
     ),

@@ -296,3 +296,20 @@ class JobError(models.Model):
 
     def __str__(self) -> str:
         return f"Job {self.job_id}, attempt {self.attempt}: {self.exception}"
+
+
+class PeriodicTick(models.Model):
+    """One scheduled tick of a periodic job: the unique row decides which worker schedules it."""
+
+    name = models.CharField(max_length=200)
+    tick_at = models.DateTimeField()
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        ordering = ["-tick_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["name", "tick_at"], name="async_queue_tick_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.tick_at.isoformat()}"

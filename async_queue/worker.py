@@ -43,7 +43,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, OperationalError, connections, models
 from django.db.models.functions import Now
 
-from . import db
+from . import db, periodic
 from .callables import resolve
 from .conf import queue_settings
 from .exceptions import (
@@ -142,6 +142,7 @@ class Worker:
         self._progress: ProgressStore | None = None
         self.waiter = db.Waiter(using)
         self._next_recovery = 0.0
+        self._next_periodic = 0.0
         self._last_trouble_log = 0.0
 
     def __enter__(self) -> Worker:
@@ -158,6 +159,7 @@ class Worker:
         """Run due jobs until none is due (or ``max_jobs`` ran, or a stop); returns how many."""
         count = 0
         self.recover_if_due()
+        self.periodic_if_due()
         while not self.stopping and (max_jobs is None or count < max_jobs):
             self.liveness.ensure()
             job = db.claim(self.using, self.worker_id, queues=self.queues, prefix=self.prefix)
@@ -230,6 +232,8 @@ class Worker:
             if self.waiter.wait(min(left, 0.25)):
                 return
             self.recover_if_due()
+            if self.periodic_if_due():
+                return
 
     def _database_trouble(self) -> None:
         # Log at most about once a second while the database is unreachable.
@@ -267,6 +271,17 @@ class Worker:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    # -- periodic jobs ----------------------------------------------------------------
+
+    def periodic_if_due(self) -> int:
+        """Schedule due periodic ticks, if one can be due by now; returns how many."""
+        if time.monotonic() < self._next_periodic:
+            return 0
+        scheduled = len(periodic.schedule_due(self.using))
+        wait = periodic.seconds_to_next_tick()
+        self._next_periodic = time.monotonic() + (60.0 if wait is None else min(wait, 60.0))
+        return scheduled
 
     # -- crash recovery -------------------------------------------------------------
 

@@ -52,14 +52,16 @@ def manage(transactional_db) -> Callable[..., subprocess.CompletedProcess]:
 class WorkerProcess:
     """A ``flush_queue`` subprocess whose output goes to files (no pipe to fill up)."""
 
-    def __init__(self, args: tuple[str, ...], directory: Path) -> None:
+    def __init__(
+        self, args: tuple[str, ...], directory: Path, env: dict[str, str] | None = None
+    ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.stdout_path = directory / "stdout"
         self.stderr_path = directory / "stderr"
         with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "django", "flush_queue", *args],
-                env=child_env(),
+                env={**child_env(), **(env or {})},
                 cwd=ROOT,
                 stdout=out,
                 stderr=err,
@@ -90,8 +92,8 @@ def start_worker(transactional_db, tmp_path) -> Callable[..., WorkerProcess]:
     """Start ``flush_queue`` subprocesses; any still running are killed at teardown."""
     started: list[WorkerProcess] = []
 
-    def start(*args: str) -> WorkerProcess:
-        worker = WorkerProcess(args, tmp_path / f"worker{len(started)}")
+    def start(*args: str, env: dict[str, str] | None = None) -> WorkerProcess:
+        worker = WorkerProcess(args, tmp_path / f"worker{len(started)}", env)
         started.append(worker)
         return worker
 

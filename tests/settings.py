@@ -85,13 +85,18 @@ else:
         }
     }
 
-ASYNC_QUEUE = {
+ASYNC_QUEUE: dict = {
     "BACKOFF_BASE": 0.2,
     "BACKOFF_MAX": 5.0,
     "POLL_INTERVAL": 0.2,
     "RECOVERY_INTERVAL": 0.5,
     "LOCK_RETRY_DELAY": 0.2,
 }
+
+if interval := os.environ.get("ASYNC_QUEUE_TEST_PERIODIC"):  # workers of the periodic tests
+    ASYNC_QUEUE["PERIODIC"] = [
+        {"name": "tick", "function": "tests.testapp.tasks.record_tick", "interval": float(interval)}
+    ]
 
 if django.VERSION >= (6, 0):
     TASKS = {

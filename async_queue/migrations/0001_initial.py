@@ -321,5 +321,30 @@ class Migration(migrations.Migration):
                 name="async_queue_job_unique_active",
             ),
         ),
+        migrations.CreateModel(
+            name="PeriodicTick",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("tick_at", models.DateTimeField()),
+                (
+                    "created_at",
+                    models.DateTimeField(db_default=django.db.models.functions.datetime.Now()),
+                ),
+            ],
+            options={
+                "ordering": ["-tick_at"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("name", "tick_at"), name="async_queue_tick_unique"
+                    )
+                ],
+            },
+        ),
         migrations.RunPython(_on_postgresql(NOTIFY_SQL), _on_postgresql(DROP_NOTIFY_SQL)),
     ]

@@ -132,3 +132,12 @@ async def async_write_then_fail(name: str) -> None:
 async def async_write(name: str) -> str:
     await Counter.objects.acreate(name=name)
     return name
+
+
+def record_tick() -> str:
+    """A periodic job: record which tick this run is for."""
+    from async_queue import current_job
+
+    tick = current_job().meta["tick"]
+    Record.objects.create(label=tick)
+    return tick
