@@ -477,7 +477,7 @@ class JobFragmentView(DashboardMixin, View):
 
     def page_url(self, job: Job) -> str:
         """The page this fragment belongs to (where a no-JavaScript form returns)."""
-        raise NotImplementedError
+        return reverse("async_queue:job-list")
 
 
 class JobRowView(JobFragmentView):
@@ -493,9 +493,6 @@ class JobRowView(JobFragmentView):
             # Counting costs a scan, so the counts follow transitions, not every poll.
             response["HX-Trigger"] = self.changed_event
         return response
-
-    def page_url(self, job: Job) -> str:
-        return reverse("async_queue:job-list")
 
 
 class JobLiveView(JobFragmentView):
