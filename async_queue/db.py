@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import OperationalError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
@@ -61,7 +62,7 @@ def now_sql(connection: BaseDatabaseWrapper) -> str:
     try:
         return _NOW[connection.vendor]
     except KeyError:
-        raise NotImplementedError(
+        raise ImproperlyConfigured(
             f"async_queue supports PostgreSQL and SQLite, not {connection.vendor}."
         ) from None
 

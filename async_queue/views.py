@@ -15,6 +15,7 @@ Which jobs a user sees and which actions they may take is ``permissions``' call.
 
 from __future__ import annotations
 
+import abc
 import json
 from collections import defaultdict
 from dataclasses import dataclass
@@ -510,7 +511,7 @@ class JobLiveView(JobFragmentView):
         return context
 
 
-class JobActionView(DashboardMixin, View):
+class JobActionView(DashboardMixin, View, metaclass=abc.ABCMeta):
     """POST only: do one thing to a job, then redirect back (or answer with its fragment)."""
 
     http_method_names = ["post"]
@@ -530,9 +531,9 @@ class JobActionView(DashboardMixin, View):
             text = f"Job {job.pk} cannot be {self.past}: it is {job.get_status_display().lower()}."
         return self.respond(job, level, text)
 
+    @abc.abstractmethod
     def perform(self, job: Job) -> str:
         """Do the action; return the message to show. Raises ``InvalidJobState``."""
-        raise NotImplementedError
 
     def next_url(self, job: Job) -> str:
         candidate = self.request.POST.get("next", "")
