@@ -1,4 +1,6 @@
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -65,6 +67,8 @@ class WorkerProcess:
                 cwd=ROOT,
                 stdout=out,
                 stderr=err,
+                # Its own process group, so that teardown also kills a pool's workers.
+                start_new_session=True,
             )
 
     def send_signal(self, signum: int) -> None:
@@ -82,9 +86,10 @@ class WorkerProcess:
         return self.stderr_path.read_text()
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        """SIGKILL the process and anything it started (a pool's workers)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
 
 @pytest.fixture
