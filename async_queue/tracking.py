@@ -39,6 +39,14 @@ Statuses are ``queued``, ``running``, ``retrying``, ``succeeded``, ``failed`` an
 decided by the ``format_*`` hooks from the target field's type; subclass
 ``Tracker``, override a hook and name the subclass in ``CLASS``.
 
+**Per job.** A job scheduled with ``meta={"tracker": {...}}`` (a dict of the
+same shape as the setting) is mirrored by that configuration instead of the
+setting; ``meta={"tracker": {}}`` turns tracking off for that job. This is how a
+library that schedules jobs routes them to a project's tracker from its own
+configuration, without the global setting. ``manage.py check`` validates only the
+setting; a job's configuration that cannot be used is logged like any tracker
+failure.
+
 **The job's transaction.** Between ``started`` and its outcome event a job's
 body runs inside one transaction, and ``progress`` is sent from inside it. A
 write to your model through that connection would be invisible until commit,
@@ -118,6 +126,7 @@ DEFAULT_CLASS = "async_queue.tracking.Tracker"
 DEFAULT_LOOKUP = "job_id"
 OUTCOMES = frozenset({"succeeded", "retrying", "failed", "cancelled"})
 SIDE_SUFFIX = "__tracker"
+JOB_META_KEY = "tracker"  # a job's own tracker configuration, in its meta
 
 _TEXT_FIELDS = (models.CharField, models.TextField)
 
@@ -517,27 +526,47 @@ def close_side_connection(alias: str) -> None:
 
 # -- configuration and the receivers ------------------------------------------------------
 
-_cache: tuple[dict[str, Any], Tracker] | None = None
+_cache: list[tuple[dict[str, Any], Tracker]] | None = None
+CACHE_SIZE = 8  # configurations kept: the setting and a few per-job ones
 
 
 def get_tracker(config: Mapping[str, Any] | None = None) -> Tracker | None:
-    """The Tracker of ``config`` (default: the TRACKER setting), built once per configuration."""
+    """The Tracker of ``config`` (default: the TRACKER setting), built once per configuration.
+
+    The few latest configurations are kept side by side, so that jobs with their own
+    configuration (``meta["tracker"]``) and jobs using the setting do not rebuild each
+    other's tracker (and lose its per-job state) between two events.
+    """
     global _cache
     if config is None:
         config = queue_settings.TRACKER
     if not config:
         return None
-    cached = _cache
-    if cached is not None and cached[0] == config:
-        return cached[1]
+    cached = _cache or []
+    for known, tracker in cached:
+        if known == config:
+            return tracker
     if not isinstance(config, Mapping):
         raise TrackerConfigError(
             f"ASYNC_QUEUE['TRACKER'] must be a dict, not {type(config).__name__}."
         )
     tracker_class = resolve_class(config.get("CLASS", DEFAULT_CLASS))
     tracker = tracker_class(config)
-    _cache = (copy.deepcopy(dict(config)), tracker)
+    _cache = [*cached[-(CACHE_SIZE - 1) :], (copy.deepcopy(dict(config)), tracker)]
     return tracker
+
+
+def config_for(job: Job) -> Mapping[str, Any] | None:
+    """The tracker configuration of ``job``: its ``meta["tracker"]`` if that is a dict.
+
+    Otherwise the TRACKER setting. An empty dict there means "no tracker for this job".
+    """
+    meta = job.meta
+    if isinstance(meta, Mapping):
+        own = meta.get(JOB_META_KEY)
+        if isinstance(own, Mapping):
+            return own
+    return queue_settings.TRACKER
 
 
 def resolve_class(path: Any) -> type[Tracker]:
@@ -565,8 +594,8 @@ def _savepoint(job: Job) -> contextlib.AbstractContextManager[Any]:
 
 
 def receive(sender: type, job: Job, payload: Mapping[str, Any], **kwargs: Any) -> None:
-    """The receiver of every lifecycle signal: hands the event to the configured Tracker."""
-    config = queue_settings.TRACKER
+    """The receiver of every lifecycle signal: hands the event to the job's Tracker."""
+    config = config_for(job)
     if not config:
         return
     event = payload.get("event", "")

@@ -29,6 +29,10 @@ INSTALLED_APPS = [
     "async_queue",
     "tests.testapp",
     "tests.trackerapp",
+    "django_filters",
+    "powercrud",
+    "tests.crudapp",
+    "tests.bulkapp",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",

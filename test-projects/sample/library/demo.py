@@ -7,9 +7,10 @@ in ``meta``, so ``demo_status`` can tell whether the latest batch ended as it sh
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
@@ -18,7 +19,7 @@ from django.db import transaction
 from async_queue import Job, Status, schedule
 
 from . import tasks
-from .models import Author, Book
+from .models import Author, BigBook, Book, Tag
 
 AUTHORS = [
     "Ursula K. Le Guin",
@@ -30,6 +31,8 @@ AUTHORS = [
 ADJECTIVES = ["Silent", "Invisible", "Distant", "Burning", "Winter"]
 NOUNS = ["Cities", "Orchard", "Lighthouse", "Archive", "River", "Garden", "Tower", "Map", "Fox"]
 BOOKS_PER_AUTHOR = 10
+TAGS = ["classic", "fantasy", "science fiction", "short stories", "translated"]
+BIGBOOK_BATCH = 5000
 
 # On SQLite a running job holds the database's write lock until it ends, and other
 # writers (an admin login, say) wait up to the busy timeout (20 s in the settings):
@@ -71,6 +74,49 @@ def ensure_catalog() -> int:
             )
     Book.objects.bulk_create(books)
     return len(books)
+
+
+def ensure_tags() -> int:
+    """Create the demo tags if there are none and tag the books; returns how many tags."""
+    if Tag.objects.exists():
+        return 0
+    tags = Tag.objects.bulk_create(Tag(name=name) for name in TAGS)
+    through = Book.tags.through
+    book_ids = Book.objects.order_by("pk").values_list("pk", flat=True)
+    through.objects.bulk_create(
+        through(book_id=book_id, tag_id=tags[(n + k) % len(tags)].pk)
+        for n, book_id in enumerate(book_ids)
+        for k in range(1 + n % 2)
+    )
+    return len(tags)
+
+
+def bigbook(serial: int, authors: list[int]) -> BigBook:
+    """The demo BigBook number ``serial``: varied titles, prices, statuses and dates."""
+    statuses = (BigBook.Status.PUBLISHED, BigBook.Status.DRAFT, BigBook.Status.OUT_OF_PRINT)
+    return BigBook(
+        title=f"{ADJECTIVES[serial % len(ADJECTIVES)]} {NOUNS[serial * 7 % len(NOUNS)]} "
+        f"{serial + 1}",
+        author_id=authors[serial * 31 % len(authors)],
+        price=Decimal(serial * 7919 % 9000 + 100) / 100,
+        status=statuses[0] if serial % 5 < 3 else statuses[serial % 2 + 1],
+        published=date(1950, 1, 1) + timedelta(days=serial * 37 % 27000),
+    )
+
+
+def ensure_bigbooks(total: int) -> int:
+    """Add BigBook rows until there are ``total``, in large batches; returns how many."""
+    existing = BigBook.objects.count()
+    missing = max(0, total - existing)
+    if not missing:
+        return 0
+    ensure_catalog()
+    authors = list(Author.objects.order_by("pk").values_list("pk", flat=True))
+    rows = (bigbook(serial, authors) for serial in range(existing, existing + missing))
+    with transaction.atomic():
+        while batch := list(itertools.islice(rows, BIGBOOK_BATCH)):
+            BigBook.objects.bulk_create(batch)
+    return missing
 
 
 @dataclass(frozen=True)

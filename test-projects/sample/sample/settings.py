@@ -25,7 +25,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "django_filters",
     "async_queue",
+    "powercrud",
     "library",
 ]
 MIDDLEWARE = [

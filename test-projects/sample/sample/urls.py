@@ -6,4 +6,5 @@ urlpatterns = [
     path("", home, name="home"),
     path("admin/", admin.site.urls),
     path("jobs/", include("async_queue.urls")),
+    path("sample/", include("library.crud")),
 ]

@@ -1,0 +1,41 @@
+"""The catalogue's CRUD pages: PowerCRUDViews wired under ``/sample/`` in ``sample/urls.py``."""
+
+from __future__ import annotations
+
+from powercrud.views import PowerCRUDView
+
+from .models import Author, BigBook, Book
+
+
+class AuthorView(PowerCRUDView):
+    model = Author
+    url_base = "authors"
+    fields = ["name"]
+    filterset_fields = {"name": ["icontains"]}
+
+
+class BookView(PowerCRUDView):
+    model = Book
+    url_base = "books"
+    fields = ["title", "author", "price", "status", "tags"]
+    list_fields = ["title", "author", "price", "status", "tags", "created"]
+    detail_fields = list_fields
+    filterset_fields = {
+        "title": ["icontains"],
+        "status": ["exact"],
+        "author": ["exact"],
+        "tags": ["exact"],
+    }
+    bulk_fields = ["status", "author", "price", "tags"]
+
+
+class BigBookView(PowerCRUDView):
+    model = BigBook
+    url_base = "bigbooks"
+    fields = ["title", "author", "price", "status", "published"]
+    filterset_fields = {"title": ["icontains"], "status": ["exact"], "author": ["exact"]}
+    ordering = ["-published"]
+    bulk_fields = ["status", "price", "author"]
+
+
+urlpatterns = [*AuthorView.get_urls(), *BookView.get_urls(), *BigBookView.get_urls()]
