@@ -69,20 +69,23 @@ SETTINGS: dict[str, Setting] = {
 }
 
 
-class QueueSettings:
-    """Attribute access to the ASYNC_QUEUE settings, with defaults filled in."""
+class SettingsAccessor:
+    """Attribute access to one settings dict (``ASYNC_QUEUE``, ...), with defaults filled in."""
+
+    def __init__(self, setting_name: str, known: dict[str, Setting]) -> None:
+        self.setting_name = setting_name
+        self.known = known
 
     def __getattr__(self, name: str) -> Any:
         try:
-            setting = SETTINGS[name]
+            setting = self.known[name]
         except KeyError:
-            raise AttributeError(f"Unknown ASYNC_QUEUE setting {name!r}.") from None
+            raise AttributeError(f"Unknown {self.setting_name} setting {name!r}.") from None
         return self.raw().get(name, setting.default)
 
-    @staticmethod
-    def raw() -> dict[str, Any]:
-        value = getattr(django_settings, "ASYNC_QUEUE", None)
+    def raw(self) -> dict[str, Any]:
+        value = getattr(django_settings, self.setting_name, None)
         return value if isinstance(value, dict) else {}
 
 
-queue_settings = QueueSettings()
+queue_settings = SettingsAccessor("ASYNC_QUEUE", SETTINGS)
