@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "powercrud",
     "tests.crudapp",
     "tests.bulkapp",
+    "tests.faultapp",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
