@@ -67,10 +67,16 @@ def ledger_stalled(counter: str, seconds: float, how: str = "sleep") -> None:
 
 
 def stuck(counter: str, seconds: float, how: str) -> None:
-    """Write the ledger, then get stuck for ``seconds`` (every attempt) until interrupted."""
-    log_execution("run")
-    _write_ledger(counter)
-    _stall(how, seconds)
+    """Write the ledger, then get stuck for ``seconds`` (every attempt) until interrupted.
+
+    Logs when the body started and when it was interrupted (monotonic ns, system-wide).
+    """
+    log_execution("run", time.monotonic_ns())
+    try:
+        _write_ledger(counter)
+        _stall(how, seconds)
+    finally:
+        log_execution("interrupted", time.monotonic_ns())
 
 
 def _stall(how: str, seconds: float) -> None:
