@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 
@@ -55,14 +56,32 @@ def visible_jobs(user: User, queryset: JobQuerySet | None = None) -> JobQuerySet
     return jobs.filter(user=user)
 
 
-def allowed_actions(user: User, job: Job) -> frozenset[str]:
-    """The actions (``"retry"``, ``"cancel"``, ``"delete"``) ``user`` may take on ``job`` now."""
+ACTION_PERMISSIONS = frozenset({RETRY_PERMISSION, CANCEL_PERMISSION, DELETE_PERMISSION})
+
+
+def granted(user: User) -> frozenset[str]:
+    """Which of the dashboard's action permissions ``user`` has."""
+    return frozenset(perm for perm in ACTION_PERMISSIONS if user.has_perm(perm))
+
+
+async def agranted(user: User) -> frozenset[str]:
+    """``granted()`` for async views: the auth backends' async API, no blocking query."""
+    has_perm = getattr(user, "ahas_perm", None) or sync_to_async(user.has_perm)
+    return frozenset([perm for perm in ACTION_PERMISSIONS if await has_perm(perm)])
+
+
+def allowed_actions(user: User, job: Job, perms: frozenset[str] | None = None) -> frozenset[str]:
+    """The actions (``"retry"``, ``"cancel"``, ``"delete"``) ``user`` may take on ``job`` now.
+
+    ``perms`` is ``granted(user)`` when the caller has it already (async views must).
+    """
+    perms = granted(user) if perms is None else perms
     actions = set()
-    if job.is_failed and user.has_perm(RETRY_PERMISSION):
+    if job.is_failed and RETRY_PERMISSION in perms:
         actions.add("retry")
-    if not job.is_finished and user.has_perm(CANCEL_PERMISSION):
+    if not job.is_finished and CANCEL_PERMISSION in perms:
         actions.add("cancel")
-    if job.is_finished and user.has_perm(DELETE_PERMISSION):
+    if job.is_finished and DELETE_PERMISSION in perms:
         actions.add("delete")
     return frozenset(actions)
 

@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.core.signals import request_finished
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -432,6 +433,26 @@ def cancel(job: Job) -> str:
         job.refresh_from_db(fields=["status"])
         raise InvalidJobState(f"Job {job.pk} is {job.status}; it cannot be cancelled.")
     return "requested"
+
+
+async def asnapshot(jobs: Iterable[Job]) -> dict[int, Progress]:
+    """``snapshot()`` for async views.
+
+    On PostgreSQL the rows carry their progress and nothing is read. On SQLite the
+    side database is read in a worker thread with a connection closed right after,
+    so no thread of the event loop keeps one open.
+    """
+    jobs = list(jobs)
+    if not any(job.status == Status.RUNNING for job in jobs):
+        return snapshot(jobs)
+
+    def read() -> dict[int, Progress]:
+        try:
+            return snapshot(jobs)
+        finally:
+            close_side_connections()
+
+    return await sync_to_async(read, thread_sensitive=False)()
 
 
 def snapshot(jobs: Iterable[Job]) -> dict[int, Progress]:

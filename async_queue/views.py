@@ -47,8 +47,8 @@ from django_htmx.middleware import HtmxDetails
 from . import metrics, permissions
 from .conf import queue_settings
 from .exceptions import InvalidJobState
-from .models import Job, JobQuerySet, Status
-from .progress import Progress, cancel, snapshot
+from .models import Job, JobError, JobQuerySet, Status
+from .progress import Progress, asnapshot, cancel, snapshot
 
 MAX_ID = 2**63 - 1
 
@@ -309,14 +309,20 @@ class DashboardMixin(LoginRequiredMixin):
         except Job.DoesNotExist:
             raise Http404("No such job.") from None
 
-    def make_rows(self, jobs: list[Job]) -> list[JobRow]:
-        progress = snapshot(jobs)
+    def make_rows(
+        self,
+        jobs: list[Job],
+        perms: frozenset[str] | None = None,
+        progress: dict[int, Progress] | None = None,
+    ) -> list[JobRow]:
+        """The rows showing ``jobs``; ``perms`` and ``progress`` are loaded unless given."""
+        progress = snapshot(jobs) if progress is None else progress
         now = timezone.now()
+        user = self.request.user
+        perms = permissions.granted(user) if perms is None else perms
         rows = []
         for job in jobs:
-            row = JobRow(
-                job, call_summary(job), permissions.allowed_actions(self.request.user, job)
-            )
+            row = JobRow(job, call_summary(job), permissions.allowed_actions(user, job, perms))
             if job.is_running:
                 row.bar = ProgressBar.build(
                     job, progress.get(job.pk, Progress(None, None, "", None)), now
@@ -432,7 +438,7 @@ class JobDetailView(DashboardMixin, View):
         keys = list(job.locks.order_by("key").values_list("key", flat=True)[: self.locks_shown + 1])
         context = {
             **self.base_context(),
-            **self.detail_context(job),
+            **self.detail_context(job, list(job.errors.all())),
             "row": self.make_rows([job])[0],
             "args_json": to_json(permissions.redact(job.args)),
             "kwargs_json": to_json(permissions.redact(job.kwargs)),
@@ -444,9 +450,8 @@ class JobDetailView(DashboardMixin, View):
         return render(request, self.template_name, context)
 
     @staticmethod
-    def detail_context(job: Job) -> dict[str, Any]:
+    def detail_context(job: Job, errors: list[JobError]) -> dict[str, Any]:
         """What changes when a job ends: its errors, timeline and result."""
-        errors = list(job.errors.all())
         return {
             "job": job,
             "errors": errors,
@@ -456,23 +461,55 @@ class JobDetailView(DashboardMixin, View):
 
 
 class JobFragmentView(DashboardMixin, View):
-    """A polled fragment of one job; HTTP 286 once the job has ended, to stop the polling."""
+    """A polled fragment of one job; HTTP 286 once the job has ended, to stop the polling.
+
+    These are the endpoints every open dashboard polls, so they are async views:
+    under ASGI a poll holds no thread while it waits on the database. Everything
+    they read is loaded with the async ORM and the auth backends' async API
+    before rendering, which then touches the database no more.
+    """
 
     template_name: str
+    http_method_names = ["get", "head", "options"]
+    shows_errors = False  # whether the context needs a finished job's errors
 
     job: Job
 
-    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
-        job = self.job = self.get_job(pk)
-        response = render(request, self.template_name, self.get_context(job))
+    async def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # LoginRequiredMixin.dispatch reads request.user, a blocking lookup: resolve it here.
+        request.user = await request.auser()
+        if not request.user.is_authenticated:
+            return self.handle_no_permission()
+        return await View.dispatch(self, request, *args, **kwargs)
+
+    async def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        try:
+            job = self.job = await self.get_queryset().aget(pk=pk)
+        except Job.DoesNotExist:
+            raise Http404("No such job.") from None
+        perms = await permissions.agranted(request.user)
+        errors = [e async for e in job.errors.all()] if self.needs_errors(job) else []
+        progress = await asnapshot([job])
+        context = self.get_context(job, perms, errors, progress)
+        response = render(request, self.template_name, context)
         if job.is_finished:
             response.status_code = HTMX_STOP_POLLING
         return response
 
-    def get_context(self, job: Job) -> dict[str, Any]:
+    def needs_errors(self, job: Job) -> bool:
+        return self.shows_errors and job.is_finished
+
+    def get_context(
+        self,
+        job: Job,
+        perms: frozenset[str],
+        errors: list[JobError],
+        progress: dict[int, Progress] | None = None,
+    ) -> dict[str, Any]:
+        """The fragment's context from what ``get`` loaded (no query of its own)."""
         return {
             **self.base_context(),
-            "row": self.make_rows([job])[0],
+            "row": self.make_rows([job], perms, progress)[0],
             "back": self.back_url(self.page_url(job)),
         }
 
@@ -487,8 +524,8 @@ class JobRowView(JobFragmentView):
     template_name = "async_queue/partials/job_row.html"
     changed_event = "aq-job-changed"
 
-    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
-        response = super().get(request, pk)
+    async def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        response = await super().get(request, pk)
         shown = request.GET.get("shown")
         if shown and shown != self.job.status:
             # Counting costs a scan, so the counts follow transitions, not every poll.
@@ -500,14 +537,21 @@ class JobLiveView(JobFragmentView):
     """The job page's live panel; once the job ended, its timeline, errors and result too."""
 
     template_name = "async_queue/partials/job_live.html"
+    shows_errors = True
 
     def page_url(self, job: Job) -> str:
         return reverse("async_queue:job-detail", args=[job.pk])
 
-    def get_context(self, job: Job) -> dict[str, Any]:
-        context = super().get_context(job)
+    def get_context(
+        self,
+        job: Job,
+        perms: frozenset[str],
+        errors: list[JobError],
+        progress: dict[int, Progress] | None = None,
+    ) -> dict[str, Any]:
+        context = super().get_context(job, perms, errors, progress)
         if job.is_finished:
-            context |= {**JobDetailView.detail_context(job), "oob": True}
+            context |= {**JobDetailView.detail_context(job, errors), "oob": True}
         return context
 
 
@@ -551,7 +595,8 @@ class JobActionView(DashboardMixin, View, metaclass=abc.ABCMeta):
             return HttpResponseRedirect(self.next_url(job))
         job = self.get_job(job.pk)
         view, template = self.fragment_for(job)
-        context = view.get_context(job)
+        errors = list(job.errors.all()) if view.needs_errors(job) else []
+        context = view.get_context(job, permissions.granted(self.request.user), errors)
         context["row"].notice = (messages.DEFAULT_TAGS[level], text)
         response = render(self.request, template, context)
         if level == messages.SUCCESS:
