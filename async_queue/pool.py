@@ -58,6 +58,7 @@ class Pool:
         self.workers: list[subprocess.Popen[bytes] | None] = [None] * size
         self.started_at = [0.0] * size
         self.signals_received = 0
+        self.signalled: set[int] = set()
 
     def run(self) -> int:
         previous = {
@@ -86,8 +87,12 @@ class Pool:
                 logger.info("Worker %s exited (recycled); starting a new one.", worker.pid)
             else:
                 logger.warning("Worker %s exited with %s; starting a new one.", worker.pid, code)
-            if time.monotonic() - self.started_at[slot] < RESTART_BACKOFF:
-                return  # let a worker that dies at start-up not spin
+            # Reported once; a stop from now on has nothing to wait for in this slot.
+            self.workers[slot] = None
+        if time.monotonic() - self.started_at[slot] < RESTART_BACKOFF:
+            return  # let a worker that dies at start-up not spin
+        if self.signals_received:
+            return  # stopping: a worker started now would never get the signal
         self.workers[slot] = subprocess.Popen(self.command)
         self.started_at[slot] = time.monotonic()
 
@@ -96,12 +101,19 @@ class Pool:
         for worker in self.workers:
             if worker is not None and worker.poll() is None:
                 os.kill(worker.pid, signal.SIGTERM)
+                self.signalled.add(worker.pid)
 
     def _wait_for_all(self) -> int:
         codes = []
         for worker in self.workers:
-            if worker is not None:
-                codes.append(worker.wait())
+            if worker is None:
+                continue
+            if worker.pid not in self.signalled:
+                if worker.poll() is not None:  # it died before the stop, not of it
+                    logger.warning("Worker %s exited with %s.", worker.pid, worker.returncode)
+                    continue
+                os.kill(worker.pid, signal.SIGTERM)  # started as the signal came in
+            codes.append(worker.wait())
         # -SIGTERM: a worker still starting up, before its handler was installed,
         # so it had no job to finish.
         return 0 if all(code in (0, -signal.SIGTERM) for code in codes) else 1

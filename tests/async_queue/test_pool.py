@@ -74,3 +74,26 @@ def test_pool_options_need_forever(manage):
     result = manage("flush_queue", "--processes", "2", check=False)
     assert result.returncode == 1
     assert "go with --forever" in result.stderr
+
+
+def test_a_worker_that_died_before_the_stop_is_reported_once_and_the_pool_exits_0(start_worker):
+    pool = start_worker("--forever", "--sleep", "0.1", "--processes", "1")
+    pid = pool.process.pid
+    wait_for(lambda: len(children(pid)) == 1)
+    # Killed at once, so that the restart waits out RESTART_BACKOFF when the stop comes.
+    os.kill(children(pid).pop(), signal.SIGKILL)
+    wait_for(lambda: "exited with -9" in pool.stderr)
+    pool.send_signal(signal.SIGTERM)
+    assert pool.wait(timeout=30) == 0, pool.stderr
+    assert pool.stderr.count("exited with -9") == 1
+
+
+def test_a_worker_killed_just_before_the_stop_does_not_fail_the_pool(start_worker):
+    pool = start_worker("--forever", "--sleep", "0.1", "--processes", "2")
+    pid = pool.process.pid
+    wait_for(lambda: len(children(pid)) == 2)
+    victim = min(children(pid))
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: not alive(victim), timeout=5)
+    pool.send_signal(signal.SIGTERM)  # most likely before the pool noticed the death
+    assert pool.wait(timeout=30) == 0, pool.stderr
