@@ -101,14 +101,24 @@ def exception_path(exc: BaseException) -> str:
 
 
 def format_traceback(exc: BaseException) -> str:
-    """The traceback text (no frame locals), cut to ``TRACEBACK_MAX_BYTES`` around the middle."""
+    """The traceback text (no frame locals), at most ``TRACEBACK_MAX_BYTES`` of UTF-8.
+
+    A longer one keeps its head and tail around a note of how much was cut; the
+    note counts against the limit, and no character is split.
+    """
     text = "".join(traceback.format_exception(exc))
     limit = queue_settings.TRACEBACK_MAX_BYTES
-    if len(text) <= limit:
+    data = text.encode()
+    if len(data) <= limit:
         return text
-    head = limit // 4
-    tail = limit - head
-    return f"{text[:head]}\n... [{len(text) - limit} characters cut] ...\n{text[-tail:]}"
+    note = "\n... [{} bytes cut] ...\n"
+    budget = max(limit - len(note.format(len(data))), 0)
+    head = budget // 4
+    tail = budget - head
+    kept_head = data[:head].decode(errors="ignore")
+    kept_tail = data[len(data) - tail :].decode(errors="ignore")
+    cut = len(data) - len(kept_head.encode()) - len(kept_tail.encode())
+    return f"{kept_head}{note.format(cut)}{kept_tail}"
 
 
 def _storable(result: Any) -> Any:

@@ -1,4 +1,6 @@
+import re
 import sys
+import traceback
 
 import pytest
 from django.db.models.functions import Now
@@ -6,7 +8,7 @@ from django.db.models.functions import Now
 from async_queue import InvalidJobState, Job, JobError, Status, schedule
 from async_queue import db as queue_db
 from async_queue.retries import retry_ceiling
-from async_queue.worker import Worker
+from async_queue.worker import Worker, format_traceback
 from tests.testapp import tasks
 from tests.testapp.models import Counter, Record
 
@@ -189,3 +191,29 @@ def test_queue_and_prefix_filters():
         assert worker.drain() == 1
     with Worker() as worker:
         assert worker.drain(max_jobs=5) == 1
+
+
+def raised(text: str) -> BaseException:
+    with pytest.raises(ValueError, match=re.escape(text[:20])) as caught:
+        raise ValueError(text)
+    return caught.value
+
+
+@pytest.mark.parametrize("text", ["x" * 200_000, "é" * 200_000, "€" * 50_001])
+def test_stored_tracebacks_fit_the_byte_limit_in_whole_characters(settings, text):
+    settings.ASYNC_QUEUE = {**settings.ASYNC_QUEUE, "TRACEBACK_MAX_BYTES": 4096}
+    exc = raised(text)
+    whole = "".join(traceback.format_exception(exc))
+    stored = format_traceback(exc)
+    assert len(stored.encode()) <= 4096  # bytes of UTF-8, not characters
+    head, note, tail = re.split(r"(\n\.\.\. \[\d+ bytes cut\] \.\.\.\n)", stored)
+    assert whole.startswith(head)
+    assert whole.endswith(tail)
+    assert head.startswith("Traceback (most recent call last):")
+    cut = int(re.search(r"\d+", note).group())
+    assert len(head.encode()) + cut + len(tail.encode()) == len(whole.encode())
+
+
+def test_short_tracebacks_are_stored_whole():
+    exc = raised("short")
+    assert format_traceback(exc) == "".join(traceback.format_exception(exc))
