@@ -1,15 +1,31 @@
-"""Read-only admin for jobs and their errors, with retry and cancel actions."""
+"""Read-only admin for jobs and their errors, with retry and cancel actions.
+
+A job's JSON (args, kwargs, meta, result) is shown as the dashboard shows it: values
+under secret-looking keys redacted (``permissions.redact``), and escaped.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from .exceptions import InvalidJobState
 from .models import Job, JobError
+from .permissions import redact
+
+JSON_FIELDS = ("args", "kwargs", "meta", "result")
+
+
+def redacted_json(value: Any) -> SafeString:
+    text = json.dumps(redact(value), indent=2, cls=DjangoJSONEncoder, ensure_ascii=False)
+    return format_html("<pre>{}</pre>", text)
 
 
 class JobErrorInline(admin.TabularInline):
@@ -73,9 +89,27 @@ class JobAdmin(admin.ModelAdmin):
     actions = [retry_jobs, cancel_jobs]
     inlines = [JobErrorInline]
     show_full_result_count = False
+    exclude = JSON_FIELDS  # shown redacted by the methods below instead
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [field.name for field in Job._meta.fields]
+        fields = [field.name for field in Job._meta.fields if field.name not in JSON_FIELDS]
+        return [*fields, *(f"{name}_redacted" for name in JSON_FIELDS)]
+
+    @admin.display(description="args")
+    def args_redacted(self, job: Job) -> SafeString:
+        return redacted_json(job.args)
+
+    @admin.display(description="kwargs")
+    def kwargs_redacted(self, job: Job) -> SafeString:
+        return redacted_json(job.kwargs)
+
+    @admin.display(description="meta")
+    def meta_redacted(self, job: Job) -> SafeString:
+        return redacted_json(job.meta)
+
+    @admin.display(description="result")
+    def result_redacted(self, job: Job) -> SafeString:
+        return redacted_json(job.result)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -49,3 +49,21 @@ def test_retry_and_cancel_actions(admin_client):
     )
     assert b"Cancelled 2 job(s)." in response.content
     assert set(Job.objects.cancelled().values_list("pk", flat=True)) == set(ids)
+
+
+def test_the_change_page_redacts_secrets_and_escapes_markup(admin_client):
+    job = schedule(
+        tasks.echo,
+        [{"token": "tok-1"}, "<b>x</b>"],
+        {"password": "pw-2", "note": "<script>alert(1)</script>"},
+        meta={"api_key": "key-3"},
+    )
+    job.execute()
+    response = admin_client.get(reverse("admin:async_queue_job_change", args=[job.pk]))
+    content = response.content.decode()
+    for secret in ("tok-1", "pw-2", "key-3"):
+        assert secret not in content  # in args, kwargs, meta and the echoed result
+    assert "&quot;password&quot;: &quot;••••••&quot;" in content
+    assert "<script>alert" not in content
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in content
+    assert 'name="kwargs"' not in content  # shown, never editable
