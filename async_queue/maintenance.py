@@ -65,5 +65,17 @@ def purge(older_than: timedelta, *, include_failed: bool = False, using: str = "
     deleted = 0
     while ids := list(old.order_by().values_list("id", flat=True)[:PURGE_BATCH]):
         JobError.objects.using(using).filter(job_id__in=ids).delete()
-        deleted += Job.objects.using(using).filter(id__in=ids).delete()[1].get("async_queue.Job", 0)
+        batch = Job.objects.using(using).filter(id__in=ids).only("id")  # no payloads fetched
+        deleted += batch.delete()[1].get("async_queue.Job", 0)
     return deleted
+
+
+def purge_finished(days: float, include_failed: bool = False) -> int:
+    """``purge()`` as a job function, for a periodic retention job in ``PERIODIC``.
+
+    ``{"name": "retention", "function": "async_queue.maintenance.purge_finished",
+    "cron": "17 3 * * *", "kwargs": {"days": 14}}`` keeps two weeks of finished jobs.
+    """
+    if isinstance(days, bool) or not isinstance(days, int | float) or days < 0:
+        raise ValueError(f"days must be a non-negative number; got {days!r}.")
+    return purge(timedelta(days=days), include_failed=include_failed)

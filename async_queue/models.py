@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models
+from django.db import connections, models
 from django.db.models import F, Q
 from django.db.models.functions import Now
 
@@ -63,6 +63,27 @@ class JobQuerySet(models.QuerySet["Job"]):
     def in_claim_order(self) -> JobQuerySet:
         """Highest priority first, then the longest due, then the oldest."""
         return self.order_by("-priority", "run_after", "id")
+
+    def count_by_status(self, cap: int) -> dict[str, int]:
+        """How many of these jobs are in each status, each counted up to ``cap + 1``.
+
+        One statement of per-status ``COUNT`` subqueries, each stopping after
+        ``cap + 1`` rows (found through the status index), so the cost does not
+        grow with the table: a count above ``cap`` means "more than ``cap``".
+        """
+        if self.query.is_empty():
+            return dict.fromkeys(Status.values, 0)
+        parts, params = [], []
+        jobs = self.order_by().values("pk")
+        for index, status in enumerate(Status):
+            limited = jobs.filter(status=status)[: cap + 1]
+            sql, part_params = limited.query.get_compiler(using=self.db).as_sql()
+            parts.append(f"(SELECT COUNT(*) FROM ({sql}) AS counted_{index})")
+            params.extend(part_params)
+        with connections[self.db].cursor() as cursor:
+            cursor.execute(f"SELECT {', '.join(parts)}", params)
+            row = cursor.fetchone()
+        return {status.value: count for status, count in zip(Status, row, strict=True)}
 
     def cancel(self) -> int:
         """Cancel the queued jobs among these; returns how many were cancelled."""

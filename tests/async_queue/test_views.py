@@ -319,7 +319,7 @@ def test_pagination_keeps_the_filters(staff, monkeypatch):
     assert f'href="/jobs/?queue=mail&amp;before={newest.pk}"' in content
 
 
-def test_no_count_of_the_table_beyond_the_aggregate(staff):
+def test_counts_are_one_statement_of_capped_counts(staff):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -328,7 +328,31 @@ def test_no_count_of_the_table_beyond_the_aggregate(staff):
         staff.get(url("job-list"), {"before": "1000"})
     counting = [query["sql"] for query in queries if "COUNT(" in query["sql"].upper()]
     assert len(counting) == 1
-    assert "GROUP BY" in counting[0].upper()
+    # one capped subquery per status: nothing counts the whole table
+    assert counting[0].upper().count("COUNT(") == len(Status)
+    assert counting[0].upper().count("LIMIT 10001") == len(Status)
+
+
+def test_counts_above_the_cap_show_a_plus(staff, monkeypatch):
+    monkeypatch.setattr(JobListView, "count_cap", 2)
+    for _ in range(3):
+        make_job()
+    make_succeeded()
+    content = staff.get(url("job-list")).content.decode()
+    values = dict(
+        re.findall(r'data-status="(\w+)">.*?<span class="aq-count-value">([^<]*)</span>', content)
+    )
+    assert values["all"] == "2+"
+    assert values["queued"] == "2+"
+    assert values["succeeded"] == "1"
+    assert values["failed"] == "0"
+
+
+def test_an_id_search_looks_up_the_id_only(staff):
+    wanted = make_job(name="tests.testapp.tasks.echo")
+    make_job(name=f"tests.testapp.tasks.job_{wanted.pk}")
+    assert row_ids(staff.get(url("job-list"), {"q": f"#{wanted.pk}"})) == [wanted.pk]
+    assert len(row_ids(staff.get(url("job-list"), {"q": str(wanted.pk)}))) == 2
 
 
 # -- htmx: fragments and polling ---------------------------------------------------------
