@@ -243,10 +243,56 @@ def take_locks(using: str, plan: list[tuple[int, bool]], *, wait: bool | float =
     return True
 
 
-def take_write_lock(using: str) -> None:
-    """SQLite: take the database's write lock now (waiting up to the busy timeout)."""
-    with connections[using].cursor() as cursor:
-        cursor.execute(f"DELETE FROM {JobLock._meta.db_table} WHERE 0")
+def take_write_lock(using: str, *, wait: bool = True) -> bool:
+    """SQLite: take the database's write lock now; False if another writer holds it.
+
+    With ``wait`` it waits up to the busy timeout (then raises ``OperationalError``).
+    Without, it fails at once and leaves the transaction unread: SQLite only waits
+    for the write lock in a transaction that has not read yet (a reader asking to
+    write while another connection writes gets "database is locked" at once).
+    """
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        statement = f"DELETE FROM {JobLock._meta.db_table} WHERE 0"
+        if wait:
+            cursor.execute(statement)
+            return True
+        cursor.execute("PRAGMA busy_timeout")
+        (timeout,) = cursor.fetchone()
+        cursor.execute("PRAGMA busy_timeout = 0")
+        try:
+            cursor.execute(statement)
+        except OperationalError:
+            return False
+        finally:
+            cursor.execute(f"PRAGMA busy_timeout = {int(timeout)}")
+    return True
+
+
+def declared_by_running_job(using: str, keys: Sequence[str]) -> bool:
+    """SQLite: whether a running job declared any of ``keys``.
+
+    Asked on a connection of its own, so that the caller's transaction stays unread
+    and may still wait for the write lock (see ``take_write_lock``).
+    """
+    connection = connections[using]
+    side = type(connection)(connection.settings_dict, using)
+    table, locks = Job._meta.db_table, JobLock._meta.db_table
+    try:
+        with side.cursor() as cursor:
+            for start in range(0, len(keys), 500):
+                chunk = list(keys[start : start + 500])
+                placeholders = ", ".join(["%s"] * len(chunk))
+                cursor.execute(
+                    f"SELECT 1 FROM {locks} JOIN {table} ON {table}.id = {locks}.job_id "
+                    f"WHERE {table}.status = %s AND {locks}.key IN ({placeholders}) LIMIT 1",
+                    [Status.RUNNING, *chunk],
+                )
+                if cursor.fetchone() is not None:
+                    return True
+    finally:
+        side.close()
+    return False
 
 
 def take_job_locks(using: str, job: Job) -> bool:

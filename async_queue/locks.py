@@ -167,12 +167,7 @@ def hold(
         )
     keys = lock_keys(list(targets))
     if connection.vendor == "sqlite":
-        _refuse_if_running(keys, alias)
-        try:
-            db.take_write_lock(alias)
-        except OperationalError as exc:
-            _refuse_if_running(keys, alias)
-            raise Conflict(keys, [], f"The database is busy ({exc}).") from exc
+        _take_write_lock(keys, alias)
     elif not db.take_locks(alias, lock_plan(keys), wait=wait):
         blockers = list(busy(*keys, using=alias).filter(status="running"))
         raise Conflict(keys, blockers)
@@ -182,6 +177,27 @@ def hold(
         if queued:
             raise Conflict(keys, queued)
     yield keys
+
+
+def _take_write_lock(keys: list[str], alias: str) -> None:
+    """SQLite: the database's single write lock, or ``Conflict`` if a running job has the keys.
+
+    Another writer (often a running job) may hold the lock. Then a running job that
+    declared ``keys`` is a ``Conflict`` at once; any other writer is waited for, up to
+    the busy timeout, like by every writer. The check runs without a read in this
+    transaction: after one, SQLite refuses the wait with "database is locked".
+    """
+    from . import db
+
+    if db.take_write_lock(alias, wait=False):
+        return
+    if db.declared_by_running_job(alias, keys):
+        _refuse_if_running(keys, alias)
+    try:
+        db.take_write_lock(alias)
+    except OperationalError as exc:
+        _refuse_if_running(keys, alias)
+        raise Conflict(keys, [], f"The database is busy ({exc}).") from exc
 
 
 def _refuse_if_running(keys: list[str], alias: str) -> None:

@@ -208,3 +208,51 @@ def test_hold_wait_waits_for_another_transaction_up_to_its_limit():
     finally:
         release.set()
         thread.join()
+
+
+@pytest.fixture
+def another_writer():
+    """SQLite: start() takes the write lock on another connection, as a job's transaction
+    does, and gives it up after half a second."""
+    import sqlite3
+    import threading
+
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's single write lock")
+    writer = sqlite3.connect(
+        connection.settings_dict["NAME"], isolation_level=None, check_same_thread=False
+    )
+    timer = threading.Timer(0.5, writer.execute, ["COMMIT"])
+
+    def start() -> None:
+        writer.execute("BEGIN IMMEDIATE")
+        timer.start()
+
+    yield start
+    timer.cancel()
+    if writer.in_transaction:
+        writer.execute("ROLLBACK")
+    writer.close()
+
+
+def test_sqlite_hold_waits_for_another_writer_then_holds(another_writer):
+    """A read before the write would make SQLite refuse the wait at once: it must not."""
+    another_writer()
+    started = time.monotonic()
+    with transaction.atomic(), hold("unrelated-object"):
+        Record.objects.create(label="after the writer")
+    assert time.monotonic() - started >= 0.4
+    assert Record.objects.filter(label="after the writer").exists()
+
+
+def test_sqlite_hold_refuses_at_once_what_a_running_job_declared(another_writer):
+    job = schedule(tasks.record, ["x"], locks=["held-object"], on_commit=False)
+    Job.objects.filter(pk=job.pk).update(status=Status.RUNNING)
+    another_writer()
+    started = time.monotonic()
+    with pytest.raises(Conflict) as info, transaction.atomic(), hold("held-object"):
+        pass
+    assert time.monotonic() - started < 0.3  # not after the other writer's 0.5 s
+    assert [j.pk for j in info.value.jobs] == [job.pk]
