@@ -16,7 +16,8 @@ and ``statement_timeout`` on PostgreSQL) and fails the attempt. A failing job
 
 Crash recovery: a worker holds a liveness lock while it lives (``db.Liveness``);
 every ``RECOVERY_INTERVAL`` seconds, and when a drain starts, a worker requeues
-the running jobs of workers whose lock is gone, counting the lost attempt.
+the running jobs of workers whose lock is gone, counting the lost attempt (and
+its own, whose failure it could not record when it lost its connection).
 The worker keeps its database connections between jobs whatever
 ``CONN_MAX_AGE`` says, closing only ones that broke.
 """
@@ -153,7 +154,8 @@ class Worker:
         self.waiter = db.Waiter(using)
         self._next_recovery = 0.0
         self._next_periodic = 0.0
-        self._last_trouble_log = 0.0
+        self._trouble_since: float | None = None
+        self._next_trouble_log = 0.0
 
     def __enter__(self) -> Worker:
         return self
@@ -173,6 +175,7 @@ class Worker:
         while not self.stopping and (max_jobs is None or count < max_jobs):
             self.liveness.ensure()
             job = db.claim(self.using, self.worker_id, queues=self.queues, prefix=self.prefix)
+            self._database_back()
             if job is None:
                 break
             outcome = self.run(job)
@@ -210,8 +213,8 @@ class Worker:
                     left = None if deadline is None else deadline - time.monotonic()
                     if ran == 0 and (left is None or left > 0):
                         self._idle(interval if left is None else min(interval, left))
-                except DatabaseError:
-                    self._database_trouble()
+                except DatabaseError as exc:
+                    self._database_trouble(exc)
                 if deadline is not None and time.monotonic() >= deadline:
                     break
         finally:
@@ -245,16 +248,28 @@ class Worker:
             if self.periodic_if_due():
                 return
 
-    def _database_trouble(self) -> None:
-        # Log at most about once a second while the database is unreachable.
+    def _database_trouble(self, exc: DatabaseError) -> None:
+        # One traceback per outage, then one line after 1, 2, 4, ... (at most 60) seconds,
+        # so that a long outage does not flood the logs; retried every half second.
         now = time.monotonic()
-        if now - self._last_trouble_log >= 1.0:
+        if self._trouble_since is None:
+            self._trouble_since, self._next_trouble_log = now, now + 1.0
             logger.exception("Database error in the worker loop; retrying.")
-            self._last_trouble_log = now
+        elif now >= self._next_trouble_log:
+            down = now - self._trouble_since
+            self._next_trouble_log = now + min(max(down, 1.0), 60.0)
+            error = next(iter(str(exc).splitlines()), "")
+            logger.error("Database still unavailable after %.0fs; retrying: %s", down, error)
         self._keep_connections_healthy(force=True)
         end = now + 0.5
         while not self.stopping and time.monotonic() < end:
             time.sleep(0.1)
+
+    def _database_back(self) -> None:
+        if self._trouble_since is not None:
+            down = time.monotonic() - self._trouble_since
+            logger.warning("Database available again after %.1fs; resuming.", down)
+            self._trouble_since = None
 
     def _keep_connections_healthy(self, force: bool = False) -> None:
         # Unlike close_old_connections(), keep healthy connections whatever
@@ -302,15 +317,30 @@ class Worker:
         return self.recover()
 
     def recover(self) -> int:
-        """Requeue (or fail) the running jobs of dead workers; returns how many."""
-        running = Job.objects.using(self.using).running().exclude(worker=self.worker_id)
+        """Requeue (or fail) the running jobs of dead workers; returns how many.
+
+        Between jobs, a job still running under this worker's own id is one whose
+        failure could not be recorded (its connection was lost, then the database
+        was unreachable for a moment): it is recovered too, or it would stay
+        running for as long as this worker lives.
+        """
+        running = Job.objects.using(self.using).running()
+        if self.current is not None:
+            running = running.exclude(worker=self.worker_id)
         workers = set(running.order_by().values_list("worker", flat=True).distinct())
         if not workers:
             return 0
-        dead = db.dead_workers(self.using, workers)
+        dead = db.dead_workers(self.using, workers - {self.worker_id})
+        if self.worker_id in workers:
+            dead.add(self.worker_id)
         recovered = 0
         for job in running.filter(worker__in=dead):
-            lost = RuntimeError(f"Worker {job.worker} was lost while running this job.")
+            if job.worker == self.worker_id:
+                lost = RuntimeError(
+                    f"Worker {job.worker} lost its database connection while running this job."
+                )
+            else:
+                lost = RuntimeError(f"Worker {job.worker} was lost while running this job.")
             outcome = self._failed(job, lost, time.monotonic(), worker=job.worker, retry_now=True)
             if outcome.status != "fenced":
                 recovered += 1

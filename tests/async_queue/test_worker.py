@@ -134,6 +134,19 @@ def test_completion_is_fenced_to_the_claim():
     assert not JobError.objects.exists()
 
 
+def test_a_worker_recovers_its_own_job_whose_failure_it_could_not_record():
+    job = schedule(tasks.increment)
+    with Worker(worker_id="worker-a") as worker:
+        worker.liveness.ensure()  # alive: other workers would never take this job
+        # Claimed, then the connection was lost and the failure could not be written.
+        queue_db.claim("default", "worker-a", job_id=job.pk)
+        assert worker.recover() == 1
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == (Status.QUEUED, 1)
+    (error,) = JobError.objects.filter(job=job)
+    assert error.message == ("Worker worker-a lost its database connection while running this job.")
+
+
 def test_claim_counts_the_attempt_in_a_committed_statement():
     job = schedule(tasks.increment)
     claimed = queue_db.claim("default", "w")
