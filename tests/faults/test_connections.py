@@ -13,6 +13,7 @@ import random
 import socket
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 from django.db import connection
@@ -170,7 +171,7 @@ def log_records(text: str) -> list[tuple[str, bool]]:
 
 
 @pytest.fixture
-def proxy() -> Proxy:
+def proxy() -> Iterator[Proxy]:
     settings = connection.settings_dict
     forwarder = Proxy((settings["HOST"] or "127.0.0.1", int(settings["PORT"] or 5432)))
     yield forwarder
