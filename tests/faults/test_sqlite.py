@@ -22,7 +22,7 @@ from django.db.models import F
 from django.test import Client
 
 from async_queue import Job, JobError, Status, schedule
-from tests.conftest import WorkerProcess
+from tests.conftest import WorkerProcess, wait_for
 from tests.faultapp.models import LedgerCounter
 from tests.faults.conftest import Ledger, on_postgres, report, size
 
@@ -53,8 +53,7 @@ class WebProcess:
         self.get("/jobs/")
         running = Job.objects.filter(pk__in=ids, status=Status.RUNNING).first()
         if running is not None:
-            content = self.get(f"/jobs/{running.pk}/live/", **HTMX)
-            self.progress_seen += "counting" in content
+            self.poll_live(running.pk)
         started = time.monotonic()
         try:
             # A web edit and a job scheduled by a request, each in its own transaction.
@@ -66,6 +65,10 @@ class WebProcess:
         except OperationalError as exc:
             self.errors.append(str(exc))
         self.slowest_write = max(self.slowest_write, time.monotonic() - started)
+
+    def poll_live(self, pk: int) -> None:
+        """Poll a job's live panel, as the job page does; count it if it showed progress."""
+        self.progress_seen += "counting" in self.get(f"/jobs/{pk}/live/", **HTMX)
 
     def get(self, path: str, **headers: str) -> str:
         response = self.client.get(path, **headers)
@@ -81,10 +84,14 @@ def drain_with_web_traffic(
     """Workers drain ``jobs`` ledger jobs (with progress) while the web polls and writes."""
     client.force_login(User.objects.create_user("web", is_staff=True, is_superuser=True))
     LedgerCounter.objects.create(name="web")
-    ids = ledger.schedule(jobs, kwargs={"progress": True, "pause": 0.01})
+    # One slow job runs first, so the web surely polls a job that is mid-way.
+    ids = ledger.schedule(1, kwargs={"progress": True, "pause": 2.0}, priority=10)
+    ids += ledger.schedule(jobs - 1, kwargs={"progress": True, "pause": 0.01})
     web = WebProcess(client, ledger)
     started = time.monotonic()
     processes = [start_worker(*FOREVER, env=ledger.env) for _ in range(workers)]
+    wait_for(lambda: Job.objects.filter(pk=ids[0], status=Status.RUNNING).exists())
+    web.poll_live(ids[0])
     while not ledger.done(ids + web.scheduled):
         assert time.monotonic() - started < size(120, 600), "the jobs did not finish"
         if not ledger.done(ids):
