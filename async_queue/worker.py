@@ -281,19 +281,38 @@ class Worker:
                 connection.close()
 
     @contextlib.contextmanager
-    def signals(self) -> Iterator[None]:
-        """SIGTERM/SIGINT: the first finishes the current job, a second aborts it."""
+    def signals(self, grace: float | None = None) -> Iterator[None]:
+        """SIGTERM/SIGINT: the first finishes the current job, a second aborts it.
+
+        With ``grace`` seconds, a job still running that long after the first signal
+        is aborted as if the signal had come again (rolled back, requeued).
+        """
+        timers: list[threading.Timer] = []
 
         def handle(signum: int, frame: FrameType | None) -> None:
+            name = signal.Signals(signum).name
             if self.stopping and self.current is not None:
-                raise WorkerAborted(f"aborted by {signal.Signals(signum).name}")
-            logger.info("Stopping after the current job (send the signal again to abort it).")
+                if timers and not timers[0].is_alive():  # the grace timer sent it
+                    raise WorkerAborted(f"aborted by {name}: the {grace:g}s grace period ran out")
+                raise WorkerAborted(f"aborted by {name}")
+            if self.stopping:
+                return
+            if grace is not None and self.current is not None:
+                logger.info("Stopping after the current job, or aborting it in %gs.", grace)
+                timer = threading.Timer(grace, os.kill, (os.getpid(), signum))
+                timer.daemon = True
+                timers.append(timer)
+                timer.start()
+            else:
+                logger.info("Stopping after the current job (send the signal again to abort it).")
             self.stop()
 
         previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             yield
         finally:
+            for timer in timers:
+                timer.cancel()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 

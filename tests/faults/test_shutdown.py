@@ -1,9 +1,6 @@
-"""Row 5: shutdown. SIGTERM mid-job commits the job and exits 0; a second SIGTERM rolls it
-back and requeues it within seconds, even from inside a long SQL statement.
-
-The worker has no grace timer of its own: the second signal is the abort (a
-supervisor's grace period ends the same way, by sending it, or by SIGKILL, which
-row 1 covers).
+"""Row 5: shutdown. SIGTERM mid-job commits the job and exits 0; a second SIGTERM, or the
+end of ``flush_queue --grace``, rolls it back and requeues it within seconds, even from
+inside a long SQL statement. (A supervisor's SIGKILL is row 1.)
 """
 
 from __future__ import annotations
@@ -134,3 +131,47 @@ def test_a_second_sigterm_rolls_back_and_requeues_within_seconds(start_worker, l
         counter=ledger.value(),
         duplicates=ledger.duplicates(),
     )
+
+
+@pytest.mark.parametrize(
+    "how", ["sleep", pytest.param("pg_sleep", marks=pytest.mark.postgres, id="pg_sleep")]
+)
+def test_the_grace_period_running_out_aborts_like_a_second_signal(start_worker, ledger, how):
+    """Row 5: with ``--grace``, one SIGTERM is enough: a job still running when the grace
+    period ends is rolled back and requeued, and the worker exits 1 soon after.
+    """
+    grace = size(1.0, 3.0)
+    LedgerCounter.objects.get_or_create(name=ledger.counter)
+    job = schedule(STALLED, kwargs={"counter": ledger.counter, "seconds": 600, "how": how})
+    worker = start_worker(*FOREVER, "--grace", str(grace), env=ledger.env)
+    wait_for(lambda: body_started(ledger, job.pk, "stalled"))
+    if how == "pg_sleep":
+        wait_for(lambda: active_pg_sleeps() == 1)
+    signalled = time.monotonic()
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=grace + 20) == 1
+    waited = time.monotonic() - signalled
+    assert grace <= waited < grace + 5, waited
+    assert "grace period ran out" in worker.stderr
+    if how == "pg_sleep":
+        assert active_pg_sleeps() == 0
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == ("queued", 1)
+    assert "grace period ran out" in JobError.objects.get(job=job).message
+    assert ledger.value() == 0  # rolled back
+
+    # A job that ends within the grace period commits, and the worker exits 0.
+    quick = ledger.schedule(1, kwargs={"pause": grace / 3}, priority=5)[0]
+    worker = start_worker(*FOREVER, "--grace", str(grace), env=ledger.env)
+    wait_for(lambda: body_started(ledger, quick))
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=grace + 20) == 0, worker.stderr
+    assert Job.objects.get(pk=quick).status == "succeeded"
+    report(5, "shutdown: grace period", stalled_in=how, grace_s=grace,
+           seconds_to_requeue_and_exit=round(waited, 2))  # fmt: skip
+
+
+def test_grace_must_be_positive(manage):
+    result = manage("flush_queue", "--grace", "0", check=False)
+    assert result.returncode == 1
+    assert "--grace must be a positive number of seconds." in result.stderr

@@ -16,8 +16,8 @@ class Command(BaseCommand):
         "Run due jobs, highest priority first, then oldest first. Without --forever, exits 0 "
         "once no job is due (for cron); with it, waits for new jobs (LISTEN/NOTIFY on "
         "PostgreSQL, polling on SQLite). Run as many workers, on as many machines, as you "
-        "like. SIGTERM/SIGINT finish the current job and stop; a second signal aborts it "
-        "(rolled back, requeued)."
+        "like. SIGTERM/SIGINT finish the current job and stop; a second signal (or the end "
+        "of --grace) aborts it (rolled back, requeued)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -58,7 +58,13 @@ class Command(BaseCommand):
             metavar="SECONDS",
             help="With --forever, stop after this long (for process recyclers).",
         )
-
+        parser.add_argument(
+            "--grace",
+            type=float,
+            metavar="SECONDS",
+            help="After SIGTERM/SIGINT, abort a job still running after this long (rolled "
+            "back, requeued), as a second signal does. Default: wait for it to finish.",
+        )
         parser.add_argument(
             "--processes",
             type=int,
@@ -78,6 +84,8 @@ class Command(BaseCommand):
             raise CommandError("--jobs must be at least 1.")
         if options["sleep"] is not None and options["sleep"] <= 0:
             raise CommandError("--sleep must be a positive number of seconds.")
+        if options["grace"] is not None and options["grace"] <= 0:
+            raise CommandError("--grace must be a positive number of seconds.")
         if options["processes"] is not None or options["max_jobs"] is not None:
             self.run_pool(options)
             return
@@ -89,7 +97,7 @@ class Command(BaseCommand):
                 self.stdout.write(str(outcome))
 
         try:
-            with worker, worker.signals():
+            with worker, worker.signals(options["grace"]):
                 if options["forever"]:
                     worker.run_forever(
                         sleep=options["sleep"],
