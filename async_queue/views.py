@@ -523,11 +523,18 @@ class JobFragmentView(DashboardMixin, View):
         progress: dict[int, Progress] | None = None,
     ) -> dict[str, Any]:
         """The fragment's context from what ``get`` loaded (no query of its own)."""
-        return {
+        context = {
             **self.base_context(),
             "row": self.make_rows([job], perms, progress)[0],
             "back": self.back_url(self.page_url(job)),
         }
+        if job.is_finished:
+            context |= self.ended_context(job, errors)
+        return context
+
+    def ended_context(self, job: Job, errors: list[JobError]) -> dict[str, Any]:
+        """What the fragment adds once its job has ended."""
+        return {}
 
     def page_url(self, job: Job) -> str:
         """The page this fragment belongs to (where a no-JavaScript form returns)."""
@@ -558,17 +565,8 @@ class JobLiveView(JobFragmentView):
     def page_url(self, job: Job) -> str:
         return reverse("async_queue:job-detail", args=[job.pk])
 
-    def get_context(
-        self,
-        job: Job,
-        perms: frozenset[str],
-        errors: list[JobError],
-        progress: dict[int, Progress] | None = None,
-    ) -> dict[str, Any]:
-        context = super().get_context(job, perms, errors, progress)
-        if job.is_finished:
-            context |= {**JobDetailView.detail_context(job, errors), "oob": True}
-        return context
+    def ended_context(self, job: Job, errors: list[JobError]) -> dict[str, Any]:
+        return {**JobDetailView.detail_context(job, errors), "oob": True}
 
 
 class JobActionView(DashboardMixin, View, metaclass=abc.ABCMeta):
