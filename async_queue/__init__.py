@@ -12,6 +12,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .callables import job
     from .exceptions import (
         Conflict,
         InvalidJobState,
@@ -43,12 +44,14 @@ __all__ = [
     "check_cancelled",
     "current_job",
     "deschedule",
+    "job",
     "report_progress",
     "schedule",
     "schedule_many",
 ]
 
 _EXPORTS = {
+    "job": "callables",
     "schedule": "scheduling",
     "deschedule": "scheduling",
     "schedule_many": "scheduling",

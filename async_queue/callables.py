@@ -12,13 +12,85 @@ import importlib
 import inspect
 import re
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar, overload
 
 from asgiref.sync import async_to_sync
 from django.apps import apps
 
 from .conf import queue_settings
 from .exceptions import JobNotAllowed, ScheduleError
+
+JOB_ATTRIBUTE = "async_queue_job"
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """What ``@job`` declared: the function's dotted name and its scheduling defaults."""
+
+    name: str
+    queue: str | None = None
+    priority: int | None = None
+    max_attempts: int | None = None
+    timeout: float | None = None
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@overload
+def job(function: F, /) -> F: ...
+
+
+@overload
+def job(
+    *,
+    queue: str | None = None,
+    priority: int | None = None,
+    max_attempts: int | None = None,
+    timeout: float | None = None,
+) -> Callable[[F], F]: ...
+
+
+def job(
+    function: Callable[..., Any] | None = None,
+    /,
+    *,
+    queue: str | None = None,
+    priority: int | None = None,
+    max_attempts: int | None = None,
+    timeout: float | None = None,
+) -> Any:
+    """Declare a module-level function a job; only declared functions ever run.
+
+    Bare (``@job``) or with defaults for ``schedule()`` (``@job(queue="mail",
+    priority=5, max_attempts=3, timeout=60)``). Returns the function itself,
+    marked, so it stays directly callable.
+    """
+
+    def declare(target: F) -> F:
+        if not callable(target) or not hasattr(target, "__qualname__"):
+            raise TypeError(f"@job decorates a module-level function, not {target!r}.")
+        qualname = target.__qualname__
+        if "<" in qualname or "." in qualname:
+            raise TypeError(
+                f"@job: {qualname!r} is not a module-level function; a worker could not "
+                "import it again."
+            )
+        options = JobOptions(
+            f"{target.__module__}.{qualname}", queue, priority, max_attempts, timeout
+        )
+        setattr(target, JOB_ATTRIBUTE, options)
+        return target
+
+    return declare if function is None else declare(function)
+
+
+def declared_options(target: Any) -> JobOptions | None:
+    """The ``@job`` declaration of ``target``, or None."""
+    options = getattr(target, JOB_ATTRIBUTE, None)
+    return options if isinstance(options, JobOptions) else None
+
 
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 

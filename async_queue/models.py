@@ -21,6 +21,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Now
 
 from .exceptions import InvalidJobState
+from .fields import JobJSONField
 
 if TYPE_CHECKING:
     from .worker import Outcome
@@ -92,9 +93,9 @@ class JobQuerySet(models.QuerySet["Job"]):
 
 class Job(models.Model):
     name = models.CharField(max_length=255, help_text="Dotted path of the function to run.")
-    args = models.JSONField(default=list, blank=True, encoder=DjangoJSONEncoder)
-    kwargs = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
-    meta = models.JSONField(
+    args = JobJSONField(default=list, blank=True, encoder=DjangoJSONEncoder)
+    kwargs = JobJSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    meta = JobJSONField(
         default=dict, blank=True, encoder=DjangoJSONEncoder, help_text="Free-form caller data."
     )
     queue = models.CharField(max_length=100, default="default")
@@ -111,7 +112,7 @@ class Job(models.Model):
     worker = models.CharField(
         max_length=200, blank=True, default="", help_text="The worker of the latest claim."
     )
-    result = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    result = JobJSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
     last_error = models.TextField(blank=True, default="")
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -136,6 +137,13 @@ class Job(models.Model):
         null=True,
         blank=True,
         help_text="At most one queued or running job has a given key.",
+    )
+    tracker = models.CharField(
+        max_length=100,
+        blank=True,
+        default="",
+        help_text="The configured tracker mirroring this job: a key of ASYNC_QUEUE['TRACKERS'], "
+        "'' for the TRACKER setting, '-' for none.",
     )
 
     progress_current = models.BigIntegerField(null=True, blank=True)
@@ -334,3 +342,51 @@ class PeriodicTick(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.tick_at.isoformat()}"
+
+
+class WorkerMode(models.TextChoices):
+    DIRECT = "direct", "Direct connection"
+    POOLED = "pooled", "Behind a connection pooler"
+
+
+class Worker(models.Model):
+    """A ``flush_queue`` process: its lease on life and what it is doing.
+
+    A worker refreshes ``heartbeat_at`` on a connection of its own, outside
+    Django's pool. On a direct connection it also holds a session advisory lock
+    there (the fast path: the lock vanishes with the process). Behind a pooler
+    only the lease counts: a worker whose heartbeat is older than
+    ``WORKER_TIMEOUT`` is dead. Whoever finds a worker dead sets ``lost_at``; a
+    worker that finds its own row lost stops claiming and registers again.
+    """
+
+    name = models.CharField(max_length=200, unique=True, help_text="Job.worker of its claims.")
+    host = models.CharField(max_length=255, blank=True, default="")
+    pid = models.IntegerField(null=True, blank=True)
+    queues = models.JSONField(default=list, blank=True, help_text="Queues it claims from.")
+    mode = models.CharField(max_length=10, choices=WorkerMode.choices, default=WorkerMode.DIRECT)
+    started_at = models.DateTimeField(db_default=Now())
+    heartbeat_at = models.DateTimeField(db_default=Now())
+    stopped_at = models.DateTimeField(null=True, blank=True, help_text="Set on a clean exit.")
+    lost_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set when another worker found it dead."
+    )
+    current_job_id = models.BigIntegerField(null=True, blank=True)
+    jobs_done = models.PositiveIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0)
+    recovered = models.PositiveIntegerField(
+        default=0, help_text="Running jobs it had when it was found dead."
+    )
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(
+                fields=["heartbeat_at"],
+                condition=Q(stopped_at__isnull=True, lost_at__isnull=True),
+                name="async_queue_worker_live_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
