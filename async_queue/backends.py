@@ -29,8 +29,9 @@ from django.tasks.backends.base import BaseTaskBackend
 from django.tasks.base import Task, TaskContext, TaskError, TaskResult
 from django.tasks.exceptions import TaskResultDoesNotExist
 from django.tasks.signals import task_enqueued, task_finished, task_started
-from django.utils.module_loading import import_string
 
+from .callables import find
+from .exceptions import JobNotAllowed
 from .models import Job, Status
 from .scheduling import schedule
 from .signals import job_cancelled, job_failed, job_started, job_succeeded
@@ -86,11 +87,17 @@ class QueueBackend(BaseTaskBackend):
             )
         except (ValueError, TypeError, Job.DoesNotExist):
             raise TaskResultDoesNotExist(result_id) from None
-        return self.result_for(job)
+        try:
+            return self.result_for(job)
+        except (ImportError, JobNotAllowed) as exc:
+            # A row naming no declared Task (forged, or its code since removed).
+            raise TaskResultDoesNotExist(f"{result_id}: {exc}") from None
 
     def result_for(self, job: Job) -> TaskResult:
         """The TaskResult a Job row stands for."""
-        task = import_string(job.name)
+        task = find(job.name)
+        if not isinstance(task, Task):
+            raise TaskResultDoesNotExist(f"Job {job.pk} ({job.name}) is not a django.tasks Task.")
         task = task.using(priority=job.priority, queue_name=job.queue, backend=self.alias)
         return self._result(task, job)
 

@@ -34,5 +34,10 @@ DATABASES = {
 }
 
 ASYNC_QUEUE = {
-    "ALLOWED_MODULES": ["async_queue.benchmark"],
+    # Declared by exact name: the benchmark module imports psycopg only, not Django.
+    "JOBS": [
+        "async_queue.benchmark.noop",
+        "async_queue.benchmark.bump",
+        "async_queue.benchmark.backend_pid",
+    ],
 }

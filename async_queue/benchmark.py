@@ -123,9 +123,9 @@ def backend_pid() -> int:
 def require_entry_point() -> None:
     """Refuse to run unless this process is ``python -m async_queue.benchmark``.
 
-    This module sits in the app's package, whose callables the default
-    ``ALLOWED_MODULES`` lets a job row name: a forged row must not reach the code
-    that creates and drops databases or runs SQL handed to it.
+    This module sits in the app's package, so a job row may import it (its jobs
+    are declared by exact name in ``bench_settings``): importing it must not reach
+    the code that creates and drops databases or runs SQL handed to it.
     """
     if Path(sys.argv[0]).resolve() != Path(__file__).resolve():
         raise RuntimeError("The benchmark runs only as `python -m async_queue.benchmark`.")

@@ -1,9 +1,18 @@
-"""Turning functions into dotted names and back, safely.
+"""Declared jobs: turning functions into dotted names and back, safely.
 
-Running a dotted path read from a database row is code execution, so a name is
-checked against ``ALLOWED_MODULES`` *before* anything is imported: a forged row
-naming ``os.system`` is refused without ``os`` (or anything else) being
-imported on its behalf.
+Running a dotted path read from a database row is code execution, and a prefix
+allow-list cannot make it safe: every allowed module is a library of gadgets
+(``django.contrib.auth.password_validation.get_password_validators`` imports and
+calls any dotted path it is given). So only **declared** functions run:
+
+- a function decorated with ``@job`` (the decorator marks it; a row cannot);
+- a ``django.tasks`` ``Task`` object;
+- an exact dotted name listed in ``ASYNC_QUEUE["JOBS"]`` (for code you do not own).
+
+A row's module is imported only if it lies inside an installed app (or is the
+module of a name in ``JOBS``), and the object found there is called only if it
+is declared. Anything else is refused with ``JobNotAllowed`` before it is called
+(and, outside the installed apps, before anything is imported).
 """
 
 from __future__ import annotations
@@ -88,54 +97,73 @@ def job(
 
 def declared_options(target: Any) -> JobOptions | None:
     """The ``@job`` declaration of ``target``, or None."""
-    options = getattr(target, JOB_ATTRIBUTE, None)
+    # Static lookup: an object whose __getattr__ answers anything is not declared.
+    options = inspect.getattr_static(target, JOB_ATTRIBUTE, None)
     return options if isinstance(options, JobOptions) else None
 
 
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+HOW_TO_DECLARE = "decorate it with @async_queue.job or list it in ASYNC_QUEUE['JOBS']"
 
 
-def allowed_prefixes() -> list[str]:
-    configured = queue_settings.ALLOWED_MODULES
-    if configured is not None:
-        return list(configured)
-    return [config.name for config in apps.get_app_configs()]
+def listed_jobs() -> frozenset[str]:
+    """The exact dotted names ``ASYNC_QUEUE["JOBS"]`` declares."""
+    return frozenset(name for name in queue_settings.JOBS if isinstance(name, str))
 
 
-def check_allowed(name: str) -> None:
-    """Raise ``JobNotAllowed`` unless ``name`` is a dotted path under an allowed prefix."""
+def in_installed_app(module: str) -> bool:
+    """Whether ``module`` is an installed app's package or lies inside one."""
+    return any(
+        module == config.name or module.startswith(config.name + ".")
+        for config in apps.get_app_configs()
+    )
+
+
+def _check_name(name: str) -> None:
     if not isinstance(name, str) or not _DOTTED.match(name):
         raise JobNotAllowed(
             f"{name!r} is not a dotted path to a function, such as 'myapp.tasks.send_mail'."
         )
-    for prefix in allowed_prefixes():
-        if name.startswith(prefix + "."):
-            return
-    raise JobNotAllowed(
-        f"{name!r} is not in an allowed module. Jobs may name functions in the modules of "
-        "INSTALLED_APPS, or under the prefixes in ASYNC_QUEUE['ALLOWED_MODULES']."
-    )
+
+
+def find(name: str) -> Any:
+    """The declared object ``name`` names (a function or a ``Task``); ``JobNotAllowed`` if none.
+
+    Nothing outside the installed apps (and the names in ``JOBS``) is imported, and
+    nothing is called. Raises ``ImportError`` if a declared name cannot be imported.
+    """
+    _check_name(name)
+    listed = name in listed_jobs()
+    module_name, _, attribute = name.rpartition(".")
+    if not listed and not in_installed_app(module_name):
+        raise JobNotAllowed(
+            f"{name!r} is not a declared job: it lies outside the installed apps. To run it, "
+            f"{HOW_TO_DECLARE}."
+        )
+    module = importlib.import_module(module_name)
+    try:
+        target = inspect.getattr_static(module, attribute)
+    except AttributeError:
+        raise ImportError(f"Module {module_name!r} has no attribute {attribute!r}.") from None
+    if listed:
+        if not callable(target):
+            raise JobNotAllowed(f"{name!r} (in ASYNC_QUEUE['JOBS']) is not callable.")
+        return target
+    if _is_django_task(target) or declared_options(target) is not None:
+        return target
+    raise JobNotAllowed(f"{name!r} is not a declared job; {HOW_TO_DECLARE}.")
 
 
 def resolve(name: str) -> Callable[..., Any]:
-    """Import the callable ``name`` names, after checking it is allowed; return a sync callable.
+    """The declared callable ``name`` names, as a sync callable (see ``find``).
 
     A Django ``@task`` (whose dotted path names its ``Task`` object) and an
     ``async def`` function are returned wrapped, so that the worker calls them
     like any function, in its thread and so inside the job's transaction.
-    Raises ``JobNotAllowed`` (nothing imported), ``ImportError`` or ``TypeError``.
     """
-    check_allowed(name)
-    module_name, _, attribute = name.rpartition(".")
-    module = importlib.import_module(module_name)
-    try:
-        target = getattr(module, attribute)
-    except AttributeError:
-        raise ImportError(f"Module {module_name!r} has no attribute {attribute!r}.") from None
+    target = find(name)
     if _is_django_task(target):
         return _task_runner(target)
-    if not callable(target):
-        raise TypeError(f"{name!r} is a {type(target).__name__}, not a callable.")
     if inspect.iscoroutinefunction(target):
         # ORM calls in the coroutine (``aget``, ``acreate``, sync_to_async) run in
         # this thread, on this connection: inside the job's transaction.
@@ -159,23 +187,22 @@ def _task_runner(task: Any) -> Callable[..., Any]:
     return run
 
 
-def dotted_name(function: Callable[..., Any] | str) -> str:
-    """The dotted name a job row stores for ``function``; ``ScheduleError`` if it has none.
+def declaration(function: Callable[..., Any] | str) -> tuple[str, JobOptions | None]:
+    """The dotted name a job row stores for ``function``, and its ``@job`` defaults.
 
-    Only module-level callables have a name a worker can import again: lambdas,
-    nested functions, bound methods and callables defined in ``__main__`` are
-    refused here, at schedule time, instead of failing in a worker later.
+    ``function`` is a declared function, a ``Task`` or a dotted name of either (or a
+    name in ``JOBS``); anything else raises ``ScheduleError`` here, at schedule time,
+    naming the fix, instead of failing in a worker later.
     """
     if _is_django_task(function):
         function = function.module_path
     if isinstance(function, str):
         name = function
-        check_allowed(name)
         try:
-            resolve(name)
-        except (ImportError, TypeError) as exc:
+            target = find(name)
+        except ImportError as exc:
             raise ScheduleError(f"Cannot schedule {name!r}: {exc}") from exc
-        return name
+        return name, declared_options(target)
 
     if inspect.ismethod(function):
         raise ScheduleError(
@@ -198,15 +225,18 @@ def dotted_name(function: Callable[..., Any] | str) -> str:
             "move it to a module of your project."
         )
     name = f"{module}.{qualname}"
-    check_allowed(name)
     try:
-        resolve(name)
-    except (ImportError, TypeError) as exc:
+        target = find(name)
+    except ImportError as exc:
         raise ScheduleError(f"Cannot schedule {name!r}: {exc}") from exc
-    module_object = importlib.import_module(module)
-    if getattr(module_object, qualname, None) is not function:
+    if target is not function:
         raise ScheduleError(
             f"{name!r} does not import back to {function!r}; schedule the module-level "
             "function itself (a class attribute or a re-bound name is not supported)."
         )
-    return name
+    return name, declared_options(target)
+
+
+def dotted_name(function: Callable[..., Any] | str) -> str:
+    """The dotted name a job row stores for ``function`` (see ``declaration``)."""
+    return declaration(function)[0]

@@ -25,7 +25,17 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     errors: list[CheckMessage] = []
     for key, given in value.items():
         setting = SETTINGS.get(key)
-        if setting is None:
+        if key == "ALLOWED_MODULES":
+            errors.append(
+                Error(
+                    "ASYNC_QUEUE['ALLOWED_MODULES'] is no longer supported: a prefix makes every "
+                    "function under it callable from a job row.",
+                    hint="Declare each job with @async_queue.job, or list its exact dotted name "
+                    "in ASYNC_QUEUE['JOBS'], and remove ALLOWED_MODULES.",
+                    id="async_queue.E005",
+                )
+            )
+        elif setting is None:
             errors.append(
                 Error(
                     f"ASYNC_QUEUE has an unknown key {key!r}.",
@@ -50,15 +60,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                     id="async_queue.E004",
                 )
             )
-    modules = value.get("ALLOWED_MODULES")
-    if isinstance(modules, list | tuple) and any(not isinstance(m, str) or not m for m in modules):
-        errors.append(
-            Error(
-                "ASYNC_QUEUE['ALLOWED_MODULES'] must list non-empty dotted module prefixes.",
-                hint="For example ['myapp', 'myproject.jobs'].",
-                id="async_queue.E005",
-            )
-        )
+    errors.extend(_check_jobs(value.get("JOBS")))
     if value.get("MAX_ATTEMPTS") == 0:
         errors.append(
             Error(
@@ -67,6 +69,64 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="async_queue.E006",
             )
         )
+    return errors
+
+
+def _check_jobs(names: Any) -> list[CheckMessage]:
+    from .callables import find
+    from .exceptions import JobNotAllowed
+
+    if not isinstance(names, list | tuple):
+        return []  # E003 says so
+    errors: list[CheckMessage] = []
+    for name in names:
+        try:
+            if not isinstance(name, str):
+                raise JobNotAllowed(f"{name!r} is not a dotted name")
+            find(name)
+        except (ImportError, JobNotAllowed) as exc:
+            errors.append(
+                Error(
+                    f"ASYNC_QUEUE['JOBS'] lists {name!r}, which cannot be used: {exc}",
+                    hint="List exact dotted names of importable functions, such as "
+                    "'thirdparty.tasks.send'; no prefixes.",
+                    id="async_queue.E007",
+                )
+            )
+    return errors
+
+
+@register(Tags.compatibility)
+def check_periodic_jobs(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Every periodic job names a declared job (``async_queue.E008``)."""
+    from .callables import find
+    from .exceptions import JobNotAllowed, ScheduleError
+    from .periodic import all_periodic
+
+    try:
+        entries = all_periodic()
+    except (ScheduleError, TypeError) as exc:
+        return [
+            Error(
+                f"ASYNC_QUEUE['PERIODIC'] has an entry that cannot be used: {exc}",
+                hint="Each entry: {'name': ..., 'function': 'app.tasks.fn', 'cron': '...'} "
+                "or 'interval': seconds.",
+                id="async_queue.E008",
+            )
+        ]
+    errors: list[CheckMessage] = []
+    for entry in entries:
+        try:
+            find(entry.function)
+        except (ImportError, JobNotAllowed) as exc:
+            errors.append(
+                Error(
+                    f"Periodic job {entry.name!r} cannot run: {exc}",
+                    hint="Decorate the function with @async_queue.job (or @periodic, which "
+                    "declares it), or list it in ASYNC_QUEUE['JOBS'].",
+                    id="async_queue.E008",
+                )
+            )
     return errors
 
 

@@ -20,10 +20,10 @@ class Setting:
 
 
 SETTINGS: dict[str, Setting] = {
-    "ALLOWED_MODULES": Setting(
-        None,
-        (list, tuple, type(None)),
-        "Dotted-name prefixes a job may name. None: the modules of INSTALLED_APPS.",
+    "JOBS": Setting(
+        [],
+        (list, tuple),
+        "Exact dotted names of functions declared jobs without @async_queue.job.",
     ),
     "MAX_ATTEMPTS": Setting(5, (int,), "Attempts before a failing job is marked failed."),
     "MAX_PAYLOAD_BYTES": Setting(

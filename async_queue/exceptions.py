@@ -8,7 +8,7 @@ class ScheduleError(ValueError):
 
 
 class JobNotAllowed(ScheduleError):
-    """The dotted name is outside ``ASYNC_QUEUE["ALLOWED_MODULES"]``."""
+    """The dotted name is not a declared job (``@async_queue.job`` or ``ASYNC_QUEUE["JOBS"]``)."""
 
 
 class InvalidJobState(ValueError):

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db.models import Count, Min
 
+from .callables import job
 from .db import database_now
 from .models import Job, JobError, Status
 
@@ -70,6 +71,7 @@ def purge(older_than: timedelta, *, include_failed: bool = False, using: str = "
     return deleted
 
 
+@job
 def purge_finished(days: float, include_failed: bool = False) -> int:
     """``purge()`` as a job function, for a periodic retention job in ``PERIODIC``.
 

@@ -38,6 +38,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils.module_loading import autodiscover_modules
 
+from .callables import declared_options, job
 from .conf import queue_settings
 from .db import database_now
 from .exceptions import ScheduleError
@@ -98,9 +99,11 @@ def periodic(
     queue: str | None = None,
     priority: int = 0,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Declare a module-level function as a periodic job."""
+    """Declare a module-level function as a periodic job (and so a job: see ``@job``)."""
 
     def register(function: Callable[..., Any]) -> Callable[..., Any]:
+        if declared_options(function) is None:
+            job(function)
         path = f"{function.__module__}.{function.__qualname__}"
         entry = Periodic(
             name or path,

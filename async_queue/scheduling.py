@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import partial
@@ -16,12 +17,12 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, models, router, transaction
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from .callables import dotted_name
+from . import payloads
+from .callables import declaration, dotted_name
 from .conf import queue_settings
 from .db import database_now
 from .exceptions import ScheduleError
@@ -30,13 +31,7 @@ from .models import Job, JobGroup, JobLock, Status
 from .signals import send_event
 
 INT32 = (-(2**31), 2**31 - 1)
-
-
-def _dumps(value: Any) -> str:
-    # sort_keys: the stored text of equal kwargs is equal on every backend (deschedule).
-    return json.dumps(
-        value, cls=DjangoJSONEncoder, allow_nan=False, sort_keys=True, separators=(",", ":")
-    )
+logger = logging.getLogger("async_queue.scheduling")
 
 
 def _why_not_json(label: str, value: Any) -> str:
@@ -50,7 +45,7 @@ def _why_not_json(label: str, value: Any) -> str:
         items = []
     for item_label, item in items:
         try:
-            _dumps(item)
+            payloads.dumps(item)
         except RecursionError:
             return f"{item_label} is nested too deeply to store as JSON."
         except (TypeError, ValueError) as exc:
@@ -84,13 +79,13 @@ def encode_payload(
         raise ScheduleError(f"meta must be a dict, not {type(meta).__name__}.")
     payload = {"args": list(args), "kwargs": kwargs, "meta": meta}
     try:
-        text = _dumps(payload)
+        text = payloads.dumps(payload)
     except RecursionError:
         raise ScheduleError("The job's arguments are nested too deeply to store as JSON.") from None
     except (TypeError, ValueError):
         for label in ("args", "kwargs", "meta"):
             try:
-                _dumps(payload[label])
+                payloads.dumps(payload[label])
             except (RecursionError, TypeError, ValueError):
                 raise ScheduleError(_why_not_json(label, payload[label])) from None
         raise
@@ -103,6 +98,8 @@ def encode_payload(
             "pass its key."
         )
     decoded = json.loads(text)
+    for label in ("args", "kwargs", "meta"):
+        payloads.check(label, decoded[label])
     return decoded["args"], decoded["kwargs"], decoded["meta"]
 
 
@@ -145,7 +142,7 @@ def build_job(
     kwargs: dict[str, Any] | None = None,
     *,
     run_after: datetime | timedelta | None = None,
-    priority: int = 0,
+    priority: int | None = None,
     queue: str | None = None,
     meta: dict[str, Any] | None = None,
     user: Any = None,
@@ -156,8 +153,17 @@ def build_job(
     unique: bool = False,
     unique_key: str | None = None,
 ) -> Job:
-    """A validated, unsaved Job (its lock keys in ``job.lock_keys``); ``ScheduleError`` if bad."""
-    name = dotted_name(function)
+    """A validated, unsaved Job (its lock keys in ``job.lock_keys``); ``ScheduleError`` if bad.
+
+    Options left as None take the function's ``@job(...)`` defaults, then the settings'.
+    """
+    name, declared = declaration(function)
+    if declared is not None:
+        queue = declared.queue if queue is None else queue
+        priority = declared.priority if priority is None else priority
+        max_attempts = declared.max_attempts if max_attempts is None else max_attempts
+        timeout = declared.timeout if timeout is None else timeout
+    priority = 0 if priority is None else priority
     args, kwargs, meta = encode_payload(args, kwargs, meta)
     queue = queue_settings.DEFAULT_QUEUE if queue is None else queue
     if not isinstance(queue, str) or not queue or len(queue) > 100:
@@ -180,7 +186,7 @@ def build_job(
                 f"got {unique_key!r}."
             )
     elif unique:
-        digest = hashlib.sha256(_dumps([args, kwargs]).encode()).hexdigest()
+        digest = hashlib.sha256(payloads.dumps([args, kwargs]).encode()).hexdigest()
         unique_key = f"{name[:180]}:{digest}"
     job = Job(
         name=name,
@@ -260,11 +266,47 @@ def _insert_unique(job: Job, using: str, tries: int = 5) -> bool:
     raise ScheduleError(f"Could not schedule unique job {job.unique_key!r}: it kept conflicting.")
 
 
+def _insert_after_commit(jobs: list[Job], using: str) -> None:
+    """The ``on_commit`` hook: write the rows, and never raise.
+
+    The caller's transaction has committed: an exception here would only stop
+    Django from running the transaction's later hooks (other jobs among them).
+    If the write of all rows fails (the database went away, say), each row is
+    tried on its own, so that one row cannot take the others with it, and every
+    row that still cannot be written is logged at ERROR with its name.
+    """
+    try:
+        _insert(jobs, using)
+        return
+    except Exception as exc:
+        if len(jobs) == 1:
+            _log_lost(jobs[0], exc)
+            return
+    for job in jobs:
+        try:
+            _insert([job], using)
+        except Exception as exc:
+            _log_lost(job, exc)
+
+
+def _log_lost(job: Job, exc: BaseException) -> None:
+    job.pk = None  # its row does not exist
+    job._state.adding = True
+    logger.error(
+        "Could not write job %s after its transaction committed; it will not run: %s",
+        job.name,
+        exc,
+        exc_info=exc,
+    )
+
+
 def _write(jobs: list[Job], using: str | None, on_commit: bool) -> None:
     alias = using or router.db_for_write(Job)
-    if on_commit:
-        transaction.on_commit(partial(_insert, jobs, alias), using=alias)
+    if on_commit and transaction.get_connection(alias).in_atomic_block:
+        transaction.on_commit(partial(_insert_after_commit, jobs, alias), using=alias)
     else:
+        # No transaction to wait for (or on_commit=False): write now, and let an
+        # error reach the caller.
         _insert(jobs, alias)
 
 
@@ -274,7 +316,7 @@ def schedule(
     kwargs: dict[str, Any] | None = None,
     *,
     run_after: datetime | timedelta | None = None,
-    priority: int = 0,
+    priority: int | None = None,
     queue: str | None = None,
     meta: dict[str, Any] | None = None,
     user: Any = None,

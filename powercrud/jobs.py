@@ -39,7 +39,7 @@ from django.db.models import signals
 from django.db.models.deletion import ProtectedError, RestrictedError
 from django.utils.text import Truncator
 
-from async_queue import report_progress
+from async_queue import job, report_progress
 
 from .selection import chunked
 
@@ -406,6 +406,7 @@ class BulkDelete(BulkOperation):
         }
 
 
+@job
 def bulk_edit(
     model: str,
     pks: list[str],
@@ -416,6 +417,7 @@ def bulk_edit(
     return BulkEdit(model, pks, changes, m2m).run()
 
 
+@job
 def bulk_delete(model: str, pks: list[str]) -> dict[str, Any]:
     """Delete the objects of ``model`` with these ``pks``; all or nothing."""
     return BulkDelete(model, pks).run()

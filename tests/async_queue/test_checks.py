@@ -13,7 +13,7 @@ def ids(**settings):
 
 def test_default_and_valid_settings_pass():
     assert ids() == []
-    assert ids(ASYNC_QUEUE={"MAX_ATTEMPTS": 3, "ALLOWED_MODULES": ["myapp"]}) == []
+    assert ids(ASYNC_QUEUE={"MAX_ATTEMPTS": 3, "JOBS": ["tests.testapp.tasks.undeclared"]}) == []
 
 
 @pytest.mark.parametrize(
@@ -24,7 +24,10 @@ def test_default_and_valid_settings_pass():
         ({"MAX_ATTEMPTS": "3"}, ["async_queue.E003"]),
         ({"MAX_ATTEMPTS": True}, ["async_queue.E003"]),
         ({"BACKOFF_MAX": -1}, ["async_queue.E004"]),
-        ({"ALLOWED_MODULES": [""]}, ["async_queue.E005"]),
+        ({"ALLOWED_MODULES": ["myapp"]}, ["async_queue.E005"]),
+        ({"JOBS": ["myapp"]}, ["async_queue.E007"]),
+        ({"JOBS": ["tests.testapp.tasks.missing"]}, ["async_queue.E007"]),
+        ({"JOBS": ["tests.testapp.tasks.NOT_CALLABLE"]}, ["async_queue.E007"]),
         ({"MAX_ATTEMPTS": 0}, ["async_queue.E006"]),
     ],
 )
@@ -56,3 +59,16 @@ def test_the_task_backend_needs_django_6(monkeypatch):
         assert [m.id for m in checks.check_task_backend()] == ["async_queue.E020"]
     with override_settings(TASKS={}):
         assert checks.check_task_backend() == []
+
+
+def test_periodic_jobs_must_name_declared_functions():
+    from async_queue.checks import check_periodic_jobs
+
+    entry = {"name": "p", "function": "tests.testapp.tasks.undeclared", "interval": 60}
+    with override_settings(ASYNC_QUEUE={"PERIODIC": [entry]}):
+        (error,) = check_periodic_jobs()
+    assert error.id == "async_queue.E008"
+    assert "not a declared job" in error.msg
+    entry["function"] = "tests.testapp.tasks.echo"
+    with override_settings(ASYNC_QUEUE={"PERIODIC": [entry]}):
+        assert check_periodic_jobs() == []

@@ -10,6 +10,7 @@ from async_queue import Job, ScheduleError
 from async_queue.models import PeriodicTick
 from async_queue.periodic import Periodic, periodic, schedule_due
 from tests.conftest import wait_for
+from tests.testapp import tasks
 from tests.testapp.models import Record
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -61,14 +62,23 @@ def test_first_sighting_records_then_each_new_tick_is_scheduled_once():
 def test_decorator_registers_a_periodic_job():
     from async_queue import periodic as module
 
-    @periodic(interval=3600, name="hourly-test")
-    def hourly():
-        pass
-
+    periodic(interval=3600, name="hourly-test")(tasks.echo)
     try:
         assert "hourly-test" in {entry.name for entry in module.all_periodic()}
     finally:
         module._registry.pop("hourly-test")
+
+
+def test_decorator_declares_the_job_and_refuses_a_nested_function():
+    from async_queue.callables import declared_options
+
+    assert declared_options(tasks.record_tick) is not None
+
+    with pytest.raises(TypeError, match="not a module-level function"):
+
+        @periodic(interval=3600, name="nested-test")
+        def nested():
+            pass
 
 
 def test_three_workers_schedule_each_of_30_ticks_exactly_once(start_worker):

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
 
+import async_queue
 from async_queue import Job, ScheduleError, Status, deschedule, schedule
 from async_queue.exceptions import JobNotAllowed
 from tests.testapp import tasks
@@ -109,10 +110,16 @@ def _nested(depth):
         (tasks.Helper.static, "does not import|Cannot schedule"),
         ("tests.testapp.tasks.missing", "has no attribute 'missing'"),
         ("tests.testapp.no_such_module.fn", "No module named"),
-        ("tests.testapp.tasks.NOT_CALLABLE", "not a callable"),
-        ("os.system", "not in an allowed module"),
-        ("builtins.eval", "not in an allowed module"),
-        (print, "not in an allowed module"),
+        ("tests.testapp.tasks.NOT_CALLABLE", "not a declared job"),
+        ("tests.testapp.tasks.undeclared", "not a declared job; decorate it with @async_queue.job"),
+        (tasks.undeclared, "not a declared job"),
+        ("os.system", "outside the installed apps"),
+        ("builtins.eval", "outside the installed apps"),
+        (print, "outside the installed apps"),
+        (
+            "django.contrib.auth.password_validation.get_password_validators",
+            "not a declared job",
+        ),
         ("not a path", "not a dotted path"),
         (42, "not callable"),
     ],
@@ -137,11 +144,41 @@ def test_disallowed_names_raise_job_not_allowed_a_schedule_error():
     assert issubclass(JobNotAllowed, ValueError)
 
 
-@override_settings(ASYNC_QUEUE={"ALLOWED_MODULES": ["tests.testapp.tasks"]})
-def test_allowed_modules_setting_restricts_names():
-    schedule(tasks.increment)
-    with pytest.raises(JobNotAllowed, match="ALLOWED_MODULES"):
-        schedule("tests.testapp.models.Counter")
+@override_settings(ASYNC_QUEUE={"JOBS": ["tests.testapp.tasks.undeclared", "os.getpid"]})
+def test_jobs_setting_declares_exact_names_only():
+    schedule(tasks.undeclared)
+    schedule("os.getpid")
+    with pytest.raises(JobNotAllowed, match="outside the installed apps"):
+        schedule("os.getppid")
+    with pytest.raises(JobNotAllowed, match="not a declared job"):
+        schedule("tests.testapp.tasks.NOT_CALLABLE")
+
+
+def test_job_decorator_returns_the_function_and_its_defaults_apply():
+    assert tasks.mail_job() == "sent"  # still directly callable
+    job = schedule(tasks.mail_job, on_commit=False)
+    assert (job.queue, job.priority, job.max_attempts, job.timeout) == ("mail", 7, 2, 30.0)
+    job = schedule(
+        "tests.testapp.tasks.mail_job",
+        queue="other",
+        priority=0,
+        max_attempts=9,
+        timeout=5,
+        on_commit=False,
+    )
+    assert (job.queue, job.priority, job.max_attempts, job.timeout) == ("other", 0, 9, 5)
+
+
+def test_job_decorator_refuses_what_a_worker_could_not_import():
+    def inner():
+        pass
+
+    with pytest.raises(TypeError, match="not a module-level function"):
+        async_queue.job(inner)
+    with pytest.raises(TypeError, match="not a module-level function"):
+        async_queue.job(lambda: None)
+    with pytest.raises(TypeError, match="module-level function"):
+        async_queue.job(42)
 
 
 @pytest.mark.parametrize(

@@ -104,14 +104,23 @@ def test_forged_row_naming_a_disallowed_module_fails_without_importing_it():
     outcome = job.execute()
     assert outcome.status == Status.FAILED  # final at once: retrying cannot help
     assert "this" not in sys.modules
-    assert "not in an allowed module" in job.last_error
+    assert "outside the installed apps" in job.last_error
     assert job.attempts == 1
 
 
 def test_forged_row_naming_something_not_callable_fails_at_once():
     job = Job.objects.create(name="tests.testapp.tasks.NOT_CALLABLE")
     assert job.execute().status == Status.FAILED
-    assert "not a callable" in job.last_error
+    assert "not a declared job" in job.last_error
+
+
+def test_forged_row_naming_an_undeclared_function_of_an_installed_app_calls_nothing():
+    job = Job.objects.create(name="tests.testapp.tasks.undeclared", max_attempts=5)
+    outcome = job.execute()
+    assert outcome.status == Status.FAILED  # final at once: retrying cannot help
+    assert "not a declared job; decorate it with @async_queue.job" in job.last_error
+    assert job.result is None
+    assert job.attempts == 1
 
 
 def test_a_name_that_does_not_import_is_retried():

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+import async_queue
 from async_queue import Job, Status
 from async_queue.progress import report_progress
 from powercrud.async_manager import AsyncManager
@@ -15,6 +16,7 @@ from powercrud.jobs import BulkEdit
 from .models import Author, Book, Tag
 
 
+@async_queue.job
 def hold_for(seconds: float) -> float:
     """Keep the job (and the locks it declared) running for ``seconds``."""
     end = time.monotonic() + seconds
@@ -76,6 +78,7 @@ class SlowBulkEdit(BulkEdit):
         super().save_object(obj, update_fields)
 
 
+@async_queue.job
 def slow_bulk_edit(
     model: str,
     pks: list[str],
@@ -91,6 +94,7 @@ class SaveEachBulkEdit(BulkEdit):
     fast_write = False
 
 
+@async_queue.job
 def bulk_edit_saving_each(
     model: str,
     pks: list[str],

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import time
 
+from async_queue import job
 
+
+@job
 def work_slowly(steps: int = 20, delay: float = 0.25) -> int:
     """Hold the declared objects for ``steps * delay`` seconds, reporting progress."""
     from async_queue import report_progress

@@ -11,6 +11,7 @@ import time
 
 from django.db.models import F
 
+from async_queue import job
 from async_queue.progress import current_job, report_progress
 
 from .models import LedgerCounter, LedgerEntry, Slot
@@ -30,6 +31,7 @@ def log_execution(kind: str, *fields: object) -> None:
         os.close(descriptor)
 
 
+@job
 def ledger(counter: str = "ledger", pause: float = 0, progress: bool = False) -> int:
     """Increment the counter and insert a ledger row, in the job's transaction."""
     log_execution("run")
@@ -45,12 +47,14 @@ def ledger(counter: str = "ledger", pause: float = 0, progress: bool = False) ->
     return job.pk if job else 0
 
 
+@job
 def kill_own_worker() -> None:
     """A poison pill: SIGKILL the worker process running this job."""
     log_execution("poison")
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+@job
 def storm(slots: list[int], pause: float = 0) -> None:
     """Increment each slot, logging when the body holds them (monotonic ns, system-wide)."""
     log_execution("enter", time.monotonic_ns(), ",".join(map(str, slots)))

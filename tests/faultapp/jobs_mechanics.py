@@ -15,6 +15,7 @@ from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
+from async_queue import job
 from async_queue.progress import current_job
 
 from .jobs import log_execution
@@ -32,6 +33,7 @@ def _write_ledger(counter: str) -> None:
     LedgerEntry.objects.create(job_id=job.pk if job else 0, counter=counter, pid=os.getpid())
 
 
+@job
 def fenced_ledger(counter: str, pause: float, write_first: bool) -> dict[str, int]:
     """A ledger job whose first attempt is slow: it writes then waits, or waits then writes.
 
@@ -49,6 +51,7 @@ def fenced_ledger(counter: str, pause: float, write_first: bool) -> dict[str, in
     return {"pid": os.getpid(), "attempt": _attempt()}
 
 
+@job
 def fail_logging_schedule() -> None:
     """Log this attempt's number, its ``run_after`` and ``started_at``, then fail."""
     job = current_job()
@@ -57,6 +60,7 @@ def fail_logging_schedule() -> None:
     raise RuntimeError(f"attempt {job.attempts} fails on purpose")
 
 
+@job
 def ledger_stalled(counter: str, seconds: float, how: str = "sleep") -> None:
     """Write the ledger, then (first attempt only) stall in ``time.sleep`` or ``pg_sleep``."""
     log_execution("run")
@@ -66,6 +70,7 @@ def ledger_stalled(counter: str, seconds: float, how: str = "sleep") -> None:
         _stall(how, seconds)
 
 
+@job
 def stuck(counter: str, seconds: float, how: str) -> None:
     """Write the ledger, then get stuck for ``seconds`` (every attempt) until interrupted.
 
@@ -94,6 +99,7 @@ def _stall(how: str, seconds: float) -> None:
         raise ValueError(f"Unknown way to stall: {how!r}")
 
 
+@job
 def advisory_locks_held(pause: float = 0) -> dict[str, Any]:
     """What this job's database session holds while it runs (PostgreSQL; None elsewhere)."""
     log_execution("run")
@@ -110,6 +116,7 @@ def advisory_locks_held(pause: float = 0) -> dict[str, Any]:
     return {"advisory": advisory, "all": total}
 
 
+@job
 def clock_probe() -> dict[str, Any]:
     """The worker's own idea of the time: proves a skewed clock took effect."""
     log_execution("probe")

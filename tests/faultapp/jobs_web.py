@@ -6,11 +6,13 @@ import os
 import sys
 import time
 
+from async_queue import job
 from async_queue.progress import report_progress
 
 from .jobs import log_execution
 
 
+@job
 def hold(seconds: float, release: str = "") -> float:
     """Hold the job's declared objects for ``seconds``, or until the file ``release`` exists.
 
@@ -26,11 +28,13 @@ def hold(seconds: float, release: str = "") -> float:
     return round(time.monotonic() - started, 3)
 
 
+@job
 def loaded(names: list[str]) -> list[str]:
     """Which of the modules ``names`` this worker process has imported."""
     return [name for name in names if name in sys.modules]
 
 
+@job
 def leak(password: str, api_token: str, note: str) -> None:
     """Fail with markup in the message while secrets sit in the frame's locals."""
     combined = f"{password}:{api_token}"  # a frame local a traceback must not show
@@ -38,6 +42,7 @@ def leak(password: str, api_token: str, note: str) -> None:
     raise RuntimeError(f"could not post {note}")
 
 
+@job
 def fail_hugely(characters: int) -> None:
     """Fail with a message far over the traceback cap, in multi-byte characters."""
     raise ValueError("é" * characters)

@@ -2,9 +2,11 @@
 
 import time
 
+from async_queue import job
 from async_queue.progress import report_progress
 
 
+@job
 def count_slowly(steps: int = 40, delay: float = 0.25) -> int:
     """Report progress once per step, ``delay`` seconds apart; return ``steps``."""
     for step in range(steps):

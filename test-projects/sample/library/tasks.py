@@ -18,6 +18,7 @@ from .models import Author, Book
 CENT = Decimal("0.01")
 
 
+@async_queue.job
 def summarize_author(author_id: int) -> dict[str, Any]:
     """A quick job: count an author's books and average their prices."""
     author = Author.objects.get(pk=author_id)
@@ -30,6 +31,7 @@ def summarize_author(author_id: int) -> dict[str, Any]:
     }
 
 
+@async_queue.job
 def reprice_books(percent: int, seconds: float = 20) -> dict[str, Any]:
     """A slow job: change every book's price by ``percent``, taking about ``seconds`` in all."""
     if percent <= -100:
@@ -53,6 +55,7 @@ def reprice_books(percent: int, seconds: float = 20) -> dict[str, Any]:
     }
 
 
+@async_queue.job
 def flaky_import(fail_times: int = 2) -> str:
     """A job that fails its first ``fail_times`` attempts, as if upstream were not ready yet."""
     job = async_queue.current_job()
@@ -63,6 +66,7 @@ def flaky_import(fail_times: int = 2) -> str:
     return f"imported on attempt {job.attempts}"
 
 
+@async_queue.job
 def always_fails() -> None:
     """A job that fails on every attempt, so it ends ``failed``."""
     raise ValueError("this demo job always fails")
