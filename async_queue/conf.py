@@ -63,6 +63,11 @@ SETTINGS: dict[str, Setting] = {
         (dict, type(None)),
         "Mirror lifecycle events into a model of yours: {'MODEL': 'app.Model', 'FIELDS': {...}}.",
     ),
+    "TRACKERS": Setting(
+        {},
+        (dict,),
+        "Named tracker configurations (each shaped like TRACKER) a job picks with tracker='name'.",
+    ),
     "LOCK_ESCALATION": Setting(
         100, (int,), "Above this many objects of one model, a job locks the whole model."
     ),

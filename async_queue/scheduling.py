@@ -130,6 +130,15 @@ def _user_id(user: Any) -> Any:
     raise ScheduleError(f"user must be a user instance or None, not {type(user).__name__}.")
 
 
+def _tracker(value: str | bool | None) -> str:
+    from .tracking import tracker_name
+
+    try:
+        return tracker_name(value)
+    except ValueError as exc:
+        raise ScheduleError(str(exc)) from None
+
+
 def _checked_int(label: str, value: Any, low: int, high: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise ScheduleError(f"{label} must be an integer from {low} to {high}; got {value!r}.")
@@ -152,6 +161,7 @@ def build_job(
     locks: Iterable[LockTarget] | None = None,
     unique: bool = False,
     unique_key: str | None = None,
+    tracker: str | bool | None = None,
 ) -> Job:
     """A validated, unsaved Job (its lock keys in ``job.lock_keys``); ``ScheduleError`` if bad.
 
@@ -202,6 +212,7 @@ def build_job(
         group=group,
         has_locks=bool(keys),
         unique_key=unique_key,
+        tracker=_tracker(tracker),
     )
     job.lock_keys = keys
     # For bulk inserts: how far after the database's "now" the job is due.
@@ -326,6 +337,7 @@ def schedule(
     locks: Iterable[LockTarget] | None = None,
     unique: bool = False,
     unique_key: str | None = None,
+    tracker: str | bool | None = None,
     using: str | None = None,
     on_commit: bool = True,
 ) -> Job:
@@ -336,7 +348,9 @@ def schedule(
     writes the row at once, inside the caller's transaction. ``locks`` declares
     the objects the job touches (see ``async_queue.locks``). ``unique=True`` (a key
     from the name and arguments) or ``unique_key=`` adds no second queued or running
-    job with the same key: the returned Job is then the existing one.
+    job with the same key: the returned Job is then the existing one. ``tracker``
+    names a key of ``ASYNC_QUEUE["TRACKERS"]`` that mirrors this job (``False``:
+    none; default: the ``TRACKER`` setting).
     """
     job = build_job(
         function,
@@ -353,6 +367,7 @@ def schedule(
         locks=locks,
         unique=unique,
         unique_key=unique_key,
+        tracker=tracker,
     )
     _write([job], using, on_commit)
     return job

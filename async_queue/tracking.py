@@ -39,13 +39,15 @@ Statuses are ``queued``, ``running``, ``retrying``, ``succeeded``, ``failed`` an
 decided by the ``format_*`` hooks from the target field's type; subclass
 ``Tracker``, override a hook and name the subclass in ``CLASS``.
 
-**Per job.** A job scheduled with ``meta={"tracker": {...}}`` (a dict of the
-same shape as the setting) is mirrored by that configuration instead of the
-setting; ``meta={"tracker": {}}`` turns tracking off for that job. This is how a
-library that schedules jobs routes them to a project's tracker from its own
-configuration, without the global setting. ``manage.py check`` validates only the
-setting; a job's configuration that cannot be used is logged like any tracker
-failure.
+**Per job, by name.** ``ASYNC_QUEUE["TRACKERS"] = {"bulk": {...}}`` configures
+named trackers (each shaped like ``TRACKER``); a job scheduled with
+``schedule(..., tracker="bulk")`` is mirrored by that one instead of the
+setting, and ``tracker=False`` turns tracking off for it. The name is stored in
+the job's ``tracker`` column; the configuration always comes from settings.
+Nothing read from a job row, ``meta`` included, configures a tracker: ``meta``
+is the caller's free-form data, and a model or class path taken from it would let
+whoever schedules a job write any field of any model. ``manage.py check``
+validates ``TRACKER`` and every entry of ``TRACKERS``.
 
 **The job's transaction.** Between ``started`` and its outcome event a job's
 body runs inside one transaction, and ``progress`` is sent from inside it. A
@@ -126,7 +128,7 @@ DEFAULT_CLASS = "async_queue.tracking.Tracker"
 DEFAULT_LOOKUP = "job_id"
 OUTCOMES = frozenset({"succeeded", "retrying", "failed", "cancelled"})
 SIDE_SUFFIX = "__tracker"
-JOB_META_KEY = "tracker"  # a job's own tracker configuration, in its meta
+NO_TRACKER = "-"  # Job.tracker of a job scheduled with tracker=False
 
 _TEXT_FIELDS = (models.CharField, models.TextField)
 
@@ -533,9 +535,9 @@ CACHE_SIZE = 8  # configurations kept: the setting and a few per-job ones
 def get_tracker(config: Mapping[str, Any] | None = None) -> Tracker | None:
     """The Tracker of ``config`` (default: the TRACKER setting), built once per configuration.
 
-    The few latest configurations are kept side by side, so that jobs with their own
-    configuration (``meta["tracker"]``) and jobs using the setting do not rebuild each
-    other's tracker (and lose its per-job state) between two events.
+    The few latest configurations are kept side by side, so that jobs of named
+    trackers (``TRACKERS``) and jobs using the setting do not rebuild each other's
+    tracker (and lose its per-job state) between two events.
     """
     global _cache
     if config is None:
@@ -557,16 +559,42 @@ def get_tracker(config: Mapping[str, Any] | None = None) -> Tracker | None:
 
 
 def config_for(job: Job) -> Mapping[str, Any] | None:
-    """The tracker configuration of ``job``: its ``meta["tracker"]`` if that is a dict.
+    """The tracker configuration of ``job``, from settings: its named tracker, or TRACKER.
 
-    Otherwise the TRACKER setting. An empty dict there means "no tracker for this job".
+    None for a job scheduled with ``tracker=False``, and for a name no longer
+    configured (logged: the job itself is not affected).
     """
-    meta = job.meta
-    if isinstance(meta, Mapping):
-        own = meta.get(JOB_META_KEY)
-        if isinstance(own, Mapping):
-            return own
-    return queue_settings.TRACKER
+    name = getattr(job, "tracker", "")
+    if not name:
+        return queue_settings.TRACKER
+    if name == NO_TRACKER:
+        return None
+    trackers = queue_settings.TRACKERS
+    config = trackers.get(name) if isinstance(trackers, Mapping) else None
+    if config is None:
+        logger.warning(
+            "Job %s names tracker %r, which ASYNC_QUEUE['TRACKERS'] does not configure; "
+            "it is not mirrored.",
+            job.pk,
+            name,
+        )
+    return config
+
+
+def tracker_name(value: str | bool | None) -> str:
+    """What ``Job.tracker`` stores for ``schedule(tracker=value)``; ``ValueError`` if unusable."""
+    if value is None or value is True:
+        return ""
+    if value is False:
+        return NO_TRACKER
+    trackers = queue_settings.TRACKERS
+    if not isinstance(value, str) or not isinstance(trackers, Mapping) or value not in trackers:
+        known = ", ".join(map(repr, trackers)) if isinstance(trackers, Mapping) else ""
+        raise ValueError(
+            f"tracker={value!r} is not a key of ASYNC_QUEUE['TRACKERS'] "
+            f"({known or 'none configured'}); name one, or pass False for none."
+        )
+    return value
 
 
 def resolve_class(path: Any) -> type[Tracker]:
@@ -626,14 +654,40 @@ connect()
 
 @register(Tags.compatibility)
 def check_tracker(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """Validate ``ASYNC_QUEUE["TRACKER"]`` (ids ``async_queue.E010``-``E017``, ``W010``)."""
-    config = queue_settings.TRACKER
+    """Validate ``TRACKER`` and ``TRACKERS`` (ids ``async_queue.E010``-``E018``, ``W010``)."""
+    errors = _check_config("ASYNC_QUEUE['TRACKER']", queue_settings.TRACKER)
+    trackers = queue_settings.TRACKERS
+    if not isinstance(trackers, dict):
+        return errors  # check_settings reports the type
+    for name, config in trackers.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            errors.append(
+                Error(
+                    f"ASYNC_QUEUE['TRACKERS'] has the key {name!r}; tracker names are identifiers.",
+                    hint="Use names such as 'bulk' or 'reports'.",
+                    id="async_queue.E018",
+                )
+            )
+        elif config is None:
+            errors.append(
+                Error(
+                    f"ASYNC_QUEUE['TRACKERS'][{name!r}] is None.",
+                    hint="Give it a configuration, or schedule with tracker=False for none.",
+                    id="async_queue.E010",
+                )
+            )
+        else:
+            errors.extend(_check_config(f"ASYNC_QUEUE['TRACKERS'][{name!r}]", config))
+    return errors
+
+
+def _check_config(where: str, config: Any) -> list[CheckMessage]:
     if config is None:
         return []
     if not isinstance(config, dict):
         return [
             Error(
-                f"ASYNC_QUEUE['TRACKER'] must be a dict, not {type(config).__name__}.",
+                f"{where} must be a dict, not {type(config).__name__}.",
                 hint="Set it to {'MODEL': 'app_label.Model', 'FIELDS': {...}}, or None.",
                 id="async_queue.E010",
             )
@@ -646,7 +700,7 @@ def check_tracker(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
         except TrackerConfigError as exc:
             errors.append(
                 Error(
-                    str(exc),
+                    str(exc).replace("ASYNC_QUEUE['TRACKER']", where),
                     hint="Name a subclass of async_queue.tracking.Tracker by its dotted path.",
                     id="async_queue.E015",
                 )
@@ -658,7 +712,7 @@ def check_tracker(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     except (LookupError, TypeError, ValueError, AttributeError):
         errors.append(
             Error(
-                f"ASYNC_QUEUE['TRACKER']['MODEL'] = {label!r} is not an installed model.",
+                f"{where}['MODEL'] = {label!r} is not an installed model.",
                 hint="Name the model that mirrors jobs as 'app_label.ModelName'.",
                 id="async_queue.E011",
             )
@@ -668,7 +722,7 @@ def check_tracker(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     if not isinstance(fields, dict):
         errors.append(
             Error(
-                f"ASYNC_QUEUE['TRACKER']['FIELDS'] must be a dict, not {type(fields).__name__}.",
+                f"{where}['FIELDS'] must be a dict, not {type(fields).__name__}.",
                 hint="Map lifecycle keys to your model's fields: {'status': 'state', ...}.",
                 id="async_queue.E013",
             )
@@ -678,7 +732,7 @@ def check_tracker(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
         if key not in known:
             errors.append(
                 Error(
-                    f"ASYNC_QUEUE['TRACKER']['FIELDS'] has an unknown lifecycle key {key!r}.",
+                    f"{where}['FIELDS'] has an unknown lifecycle key {key!r}.",
                     hint=f"Known keys: {', '.join(known)}.",
                     id="async_queue.E013",
                 )
@@ -686,8 +740,7 @@ def check_tracker(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
         elif model is not None and not _is_writable_field(model, name):
             errors.append(
                 Error(
-                    f"ASYNC_QUEUE['TRACKER']['FIELDS'][{key!r}] = {name!r} is not a field of "
-                    f"{model._meta.label}.",
+                    f"{where}['FIELDS'][{key!r}] = {name!r} is not a field of {model._meta.label}.",
                     hint=f"Use one of: {', '.join(_writable_fields(model))}, or leave {key!r} out.",
                     id="async_queue.E012",
                 )
@@ -701,8 +754,7 @@ def check_tracker(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
         if lookup_field is None or not lookup_field.concrete:
             errors.append(
                 Error(
-                    f"ASYNC_QUEUE['TRACKER']['LOOKUP'] = {lookup!r} is not a field of "
-                    f"{model._meta.label}.",
+                    f"{where}['LOOKUP'] = {lookup!r} is not a field of {model._meta.label}.",
                     hint="Name the field that holds Job.pk (an integer field or a foreign key "
                     "to async_queue.Job); the default is 'job_id'.",
                     id="async_queue.E014",
@@ -711,8 +763,7 @@ def check_tracker(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
         elif not _is_unique(model, lookup_field):
             errors.append(
                 CheckWarning(
-                    f"ASYNC_QUEUE['TRACKER']['LOOKUP'] field {model._meta.label}.{lookup} is "
-                    "not unique.",
+                    f"{where}['LOOKUP'] field {model._meta.label}.{lookup} is not unique.",
                     hint="Add unique=True, so that a job can never get two records.",
                     id="async_queue.W010",
                 )
@@ -721,7 +772,7 @@ def check_tracker(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     if unknown:
         errors.append(
             Error(
-                f"ASYNC_QUEUE['TRACKER'] has unknown keys {', '.join(map(repr, unknown))}.",
+                f"{where} has unknown keys {', '.join(map(repr, unknown))}.",
                 hint=f"Known keys: {', '.join(CONFIG_KEYS)}.",
                 id="async_queue.E016",
             )
@@ -731,7 +782,7 @@ def check_tracker(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     if not isinstance(status_map, dict) or set(status_map) - set(statuses):
         errors.append(
             Error(
-                "ASYNC_QUEUE['TRACKER']['STATUS_MAP'] must map lifecycle statuses to your "
+                f"{where}['STATUS_MAP'] must map lifecycle statuses to your "
                 f"values; got {status_map!r}.",
                 hint=f"Lifecycle statuses: {', '.join(statuses)}.",
                 id="async_queue.E017",

@@ -8,11 +8,11 @@ A view picks the class with ``get_async_manager_class()`` (default: its
 - ``max_attempts`` (default 1): a bulk operation that failed (a validation
   error, a protected relation) would fail the same way again while the user
   watches the progress modal; the dashboard can retry a failed job by hand.
-- ``tracker``: a lifecycle tracker configuration, the same shape as
-  ``ASYNC_QUEUE["TRACKER"]``. The view's jobs are then mirrored into that model
-  (it travels in the job's ``meta["tracker"]``, which ``async_queue.tracking``
-  uses instead of the setting), so a project routes powercrud's jobs to its own
-  task table with configuration only. ``{}`` turns tracking off for them.
+- ``tracker``: the name of a tracker configured in ``ASYNC_QUEUE["TRACKERS"]``.
+  The view's jobs are then mirrored into that model (``schedule(tracker=...)``),
+  so a project routes powercrud's jobs to its own task table with configuration
+  only. ``False`` turns tracking off for them; left out, the ``TRACKER`` setting
+  applies.
 
 The default reads status and progress from the job rows themselves (live
 progress through ``async_queue.progress.snapshot``); a subclass can read its
@@ -36,7 +36,7 @@ CONFIG_TYPES: dict[str, tuple[type, ...]] = {
     "priority": (int,),
     "timeout": (int, float, type(None)),
     "max_attempts": (int,),
-    "tracker": (dict, type(None)),
+    "tracker": (str, bool, type(None)),
 }
 META_KEY = "powercrud"  # what powercrud records about its job, in the job's meta
 
@@ -111,18 +111,23 @@ class AsyncManager:
                     f"async_manager_config has an unknown key {key!r}; known keys: "
                     f"{', '.join(CONFIG_TYPES)}."
                 )
-            if not isinstance(value, CONFIG_TYPES[key]) or isinstance(value, bool):
+            wrong_bool = isinstance(value, bool) and bool not in CONFIG_TYPES[key]
+            if not isinstance(value, CONFIG_TYPES[key]) or wrong_bool:
                 raise AsyncManagerConfigError(
                     f"async_manager_config[{key!r}] = {value!r} has the wrong type; expected "
                     f"{' or '.join(t.__name__ for t in CONFIG_TYPES[key])}."
                 )
-        tracker = self.config.get("tracker")
-        if tracker:
-            from async_queue.tracking import TrackerConfigError, get_tracker
+        if self.config.get("tracker") is True:
+            raise AsyncManagerConfigError(
+                "async_manager_config['tracker'] = True; name a key of "
+                "ASYNC_QUEUE['TRACKERS'], or pass False for no tracker."
+            )
+        if isinstance(self.config.get("tracker"), str):
+            from async_queue.tracking import tracker_name
 
             try:
-                get_tracker(tracker)
-            except TrackerConfigError as exc:
+                tracker_name(self.config["tracker"])
+            except ValueError as exc:
                 raise AsyncManagerConfigError(f"async_manager_config['tracker']: {exc}") from None
 
     def schedule(
@@ -140,17 +145,13 @@ class AsyncManager:
         objects' locks), the job's row and lock rows commit with it, so no other
         request can slip a conflicting write in between the check and the job.
         """
-        job_meta: dict[str, Any] = {META_KEY: dict(meta or {})}
-        if "tracker" in self.config and self.config["tracker"] is not None:
-            from async_queue.tracking import JOB_META_KEY
-
-            job_meta[JOB_META_KEY] = self.config["tracker"]
         return schedule(
             function,
             kwargs=kwargs,
             locks=locks,
             user=user,
-            meta=job_meta,
+            meta={META_KEY: dict(meta or {})},
+            tracker=self.config.get("tracker"),
             queue=self.config.get("queue"),
             priority=self.config.get("priority", 0),
             timeout=self.config.get("timeout"),

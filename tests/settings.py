@@ -96,6 +96,18 @@ ASYNC_QUEUE: dict = {
     "POLL_INTERVAL": 0.2,
     "RECOVERY_INTERVAL": 0.5,
     "LOCK_RETRY_DELAY": 0.2,
+    # Named trackers: jobs pick one with schedule(tracker="bulk") (bulkapp's TrackedBookView).
+    "TRACKERS": {
+        "bulk": {
+            "MODEL": "trackerapp.TaskRecord",
+            "FIELDS": {
+                "status": "state",
+                "progress": "percent",
+                "result": "result",
+                "user": "owner",
+            },
+        }
+    },
 }
 
 if interval := os.environ.get("ASYNC_QUEUE_TEST_PERIODIC"):  # workers of the periodic tests

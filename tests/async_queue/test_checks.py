@@ -72,3 +72,17 @@ def test_periodic_jobs_must_name_declared_functions():
     entry["function"] = "tests.testapp.tasks.echo"
     with override_settings(ASYNC_QUEUE={"PERIODIC": [entry]}):
         assert check_periodic_jobs() == []
+
+
+def test_every_named_tracker_is_checked_and_named_in_the_message():
+    from async_queue.tracking import check_tracker
+
+    trackers = {
+        "good": {"MODEL": "trackerapp.TaskRecord"},
+        "bad-name": {"MODEL": "trackerapp.TaskRecord"},
+        "missing": {"MODEL": "nope.Nothing"},
+    }
+    with override_settings(ASYNC_QUEUE={"TRACKERS": trackers}):
+        errors = check_tracker()
+    assert [error.id for error in errors] == ["async_queue.E018", "async_queue.E011"]
+    assert "ASYNC_QUEUE['TRACKERS']['missing']['MODEL']" in errors[1].msg

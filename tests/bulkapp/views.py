@@ -7,10 +7,7 @@ from powercrud.views import PowerCRUDView
 from .models import Book, Gadget, Tag
 
 BASE = "bulkapp/base.html"
-TRACKER = {
-    "MODEL": "trackerapp.TaskRecord",
-    "FIELDS": {"status": "state", "progress": "percent", "result": "result", "user": "owner"},
-}
+TRACKER = "bulk"  # configured in ASYNC_QUEUE["TRACKERS"] (tests/settings.py)
 
 
 class BookView(PowerCRUDView):

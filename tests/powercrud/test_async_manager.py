@@ -4,8 +4,7 @@ import pytest
 from django.test import RequestFactory
 from django.urls import reverse
 
-from async_queue import Job, Status, schedule, tracking
-from async_queue.signals import send_event
+from async_queue import Job, ScheduleError, Status, schedule, tracking
 from powercrud.async_manager import AsyncManager, AsyncManagerConfigError
 from tests.bulkapp.helpers import choose, edit
 from tests.bulkapp.models import Book
@@ -40,8 +39,9 @@ def admin(client, django_user_model):
         ({"queu": "bulk"}, "unknown key 'queu'"),
         ({"priority": "high"}, r"\['priority'\] = 'high' has the wrong type"),
         ({"max_attempts": True}, "wrong type"),
-        ({"tracker": {"MODEL": "nope.Nothing"}}, r"\['tracker'\]: .*is not an installed model"),
-        ({"tracker": {"MODEL": "trackerapp.TaskRecord", "FIELDS": {"x": "y"}}}, "unknown"),
+        ({"tracker": "nope"}, r"\['tracker'\]: tracker='nope' is not a key of .*'bulk'"),
+        ({"tracker": True}, r"name a key of ASYNC_QUEUE\['TRACKERS'\]"),
+        ({"tracker": {"MODEL": "trackerapp.TaskRecord"}}, "wrong type"),
     ],
 )
 def test_a_configuration_that_cannot_work_is_refused(config, message):
@@ -95,7 +95,8 @@ def test_a_views_jobs_are_mirrored_into_its_tracker_with_configuration_only(clie
     assert edit(client, "trackedbook", status="published").status_code == 202
     job = Job.objects.get()
     assert job.queue == "bulk"
-    assert job.meta["tracker"] == TRACKER
+    assert job.tracker == TRACKER
+    assert "tracker" not in job.meta
     record = TaskRecord.objects.get(job_id=job.pk)
     assert (record.state, record.owner) == ("queued", admin)
 
@@ -124,31 +125,42 @@ def test_a_worker_process_uses_the_jobs_own_tracker_configuration(client, admin,
 # -- async_queue.tracking: a job's own configuration -------------------------------------------
 
 
-def test_a_jobs_meta_tracker_wins_over_the_setting_and_an_empty_one_turns_it_off(settings):
-    other = {**TRACKER, "STATUS_MAP": {"queued": "waiting"}}
+def test_a_jobs_named_tracker_wins_over_the_setting_and_false_turns_it_off(settings):
+    named = settings.ASYNC_QUEUE["TRACKERS"][TRACKER]
+    other = {**named, "STATUS_MAP": {"queued": "waiting"}}
     settings.ASYNC_QUEUE = {**settings.ASYNC_QUEUE, "TRACKER": other}
-    own = Job.objects.create(name="tests.trackerapp.tasks.add", meta={"tracker": TRACKER})
-    off = Job.objects.create(name="tests.trackerapp.tasks.add", meta={"tracker": {}})
-    plain = Job.objects.create(name="tests.trackerapp.tasks.add", meta={"tracker": "not a dict"})
-    assert tracking.config_for(own) == TRACKER
-    assert tracking.config_for(off) == {}
+    own = schedule("tests.trackerapp.tasks.add", [1, 2], tracker=TRACKER, on_commit=False)
+    off = schedule("tests.trackerapp.tasks.add", [1, 2], tracker=False, on_commit=False)
+    plain = schedule("tests.trackerapp.tasks.add", [1, 2], on_commit=False)
+    assert (own.tracker, off.tracker, plain.tracker) == (TRACKER, "-", "")
+    assert tracking.config_for(own) == named
+    assert tracking.config_for(off) is None
     assert tracking.config_for(plain) == other
-    for job in (own, off, plain):
-        send_event("scheduled", job, locks=[])
     states = dict(TaskRecord.objects.values_list("job_id", "state"))
     assert states == {own.pk: "queued", plain.pk: "waiting"}
 
 
+def test_meta_never_configures_a_tracker_and_unknown_names_are_refused(settings):
+    forged = {"MODEL": "auth.User", "FIELDS": {"status": "is_superuser"}}
+    job = Job.objects.create(name="tests.trackerapp.tasks.add", meta={"tracker": forged})
+    assert tracking.config_for(job) is None  # no TRACKER setting: nothing
+    with pytest.raises(ScheduleError, match=r"tracker='other' is not a key"):
+        schedule("tests.trackerapp.tasks.add", [1, 2], tracker="other")
+    gone = Job.objects.create(name="tests.trackerapp.tasks.add", tracker="removed")
+    assert tracking.config_for(gone) is None
+
+
 def test_trackers_of_several_configurations_are_kept_side_by_side(settings):
     settings.ASYNC_QUEUE = {**settings.ASYNC_QUEUE, "TRACKER": {"MODEL": "trackerapp.TaskRecord"}}
+    named = settings.ASYNC_QUEUE["TRACKERS"][TRACKER]
     global_tracker = tracking.get_tracker()
-    own = tracking.get_tracker(TRACKER)
+    own = tracking.get_tracker(named)
     assert own is not global_tracker
     assert tracking.get_tracker() is global_tracker  # not rebuilt: its per-job state survives
-    assert tracking.get_tracker(dict(TRACKER)) is own
+    assert tracking.get_tracker(dict(named)) is own
     for n in range(tracking.CACHE_SIZE):
-        tracking.get_tracker({**TRACKER, "STATUS_MAP": {"queued": f"q{n}"}})
-    assert tracking.get_tracker(TRACKER) is not own  # the oldest went
+        tracking.get_tracker({**named, "STATUS_MAP": {"queued": f"q{n}"}})
+    assert tracking.get_tracker(named) is not own  # the oldest went
 
 
 def test_the_status_endpoint_reads_the_job_rows_of_a_tracked_view(client, admin):
