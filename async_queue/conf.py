@@ -29,6 +29,12 @@ SETTINGS: dict[str, Setting] = {
     "MAX_PAYLOAD_BYTES": Setting(
         1024 * 1024, (int,), "Size limit of a job's JSON args + kwargs + meta."
     ),
+    "MAX_LOST_ATTEMPTS": Setting(
+        3,
+        (int,),
+        "Attempts lost to the infrastructure (worker or connection lost) are retried until "
+        "a job has made this many, even past its max_attempts.",
+    ),
     "BACKOFF_BASE": Setting(2.0, (int, float), "Seconds before the first retry."),
     "BACKOFF_FACTOR": Setting(2.0, (int, float), "Growth of the delay per attempt."),
     "BACKOFF_MAX": Setting(3600.0, (int, float), "Cap on the delay between attempts."),

@@ -451,6 +451,27 @@ def limit_statements(using: str, seconds: float | None) -> None:
             )
 
 
+# SQLSTATEs of a connection the server ended or lost (not of anything the job did).
+_CONNECTION_LOST = ("08", "57P01", "57P02", "57P03")
+
+
+def is_connection_lost(exc: BaseException, using: str) -> bool:
+    """Whether a database error means the job's connection was lost (an infrastructure loss).
+
+    The server ended it (administrator command, crash or shutdown), the link broke
+    (SQLSTATE class 08), or the connection is no longer usable at all.
+    """
+    sqlstate = getattr(getattr(exc.__cause__, "diag", None), "sqlstate", None) or ""
+    if sqlstate.startswith(_CONNECTION_LOST):
+        return True
+    if connections[using].vendor != "postgresql":
+        return False  # SQLite's errors (locked, I/O) are never a lost connection
+    try:
+        return not connections[using].is_usable()
+    except Exception:
+        return True
+
+
 def is_statement_timeout(exc: BaseException) -> bool:
     cause = exc.__cause__
     return getattr(getattr(cause, "diag", None), "sqlstate", None) == "57014"

@@ -41,7 +41,7 @@ from types import FrameType
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import DatabaseError, OperationalError, connections, models
+from django.db import DatabaseError, InterfaceError, OperationalError, connections, models
 from django.db.models.functions import Now
 
 from . import db, periodic
@@ -360,7 +360,7 @@ class Worker:
                 )
             else:
                 lost = RuntimeError(f"Worker {job.worker} was lost while running this job.")
-            outcome = self._failed(job, lost, time.monotonic(), worker=job.worker, retry_now=True)
+            outcome = self._failed(job, lost, time.monotonic(), worker=job.worker, lost=True)
             if outcome.status != "fenced":
                 recovered += 1
                 logger.warning("Job %s: %s", job.pk, lost)
@@ -430,11 +430,16 @@ class Worker:
         except JobTimeout as exc:
             if not committed:  # else the alarm fired just after the commit: a success
                 return self._failed(job, exc, started, reporter=reporter)
-        except OperationalError as exc:
+        except (OperationalError, InterfaceError) as exc:
             if timeout and db.is_statement_timeout(exc):
-                exc = JobTimeout(f"timed out after {timeout:g}s")
-            return self._failed(job, exc, started, reporter=reporter)
-        except (Exception, SystemExit) as exc:
+                timed_out = JobTimeout(f"timed out after {timeout:g}s")
+                return self._failed(job, timed_out, started, reporter=reporter)
+            lost = db.is_connection_lost(exc, self.using)
+            return self._failed(job, exc, started, reporter=reporter, lost=lost)
+        except BaseException as exc:
+            # The job's own exception, whatever it is: SystemExit, and a KeyboardInterrupt
+            # the body raised itself (the worker's own signals raise WorkerAborted and
+            # JobTimeout, handled above), fail this attempt and never stop the worker.
             return self._failed(job, exc, started, reporter=reporter)
         finally:
             _reporter.reset(token)
@@ -507,6 +512,12 @@ class Worker:
             send_event("retrying", job, message="object locks busy", retry_in=delay, deferred=True)
         return Outcome(job.pk, job.name, "deferred", time.monotonic() - started, retry_in=delay)
 
+    @staticmethod
+    def _attempt_limit(job: Job, lost: bool) -> int:
+        if lost:
+            return max(job.max_attempts, queue_settings.MAX_LOST_ATTEMPTS)
+        return job.max_attempts
+
     def _failed(
         self,
         job: Job,
@@ -514,15 +525,18 @@ class Worker:
         started: float,
         *,
         final: bool = False,
-        retry_now: bool = False,
+        lost: bool = False,
         aborted: bool = False,
         worker: str | None = None,
         reporter: Reporter | None = None,
     ) -> Outcome:
         """Record a failed attempt, then requeue the job (with backoff) or mark it failed.
 
-        ``retry_now``: due again at once (a lost worker). ``aborted``: the worker is
-        stopping; the job is due again at once, even after its last attempt.
+        ``lost``: the attempt was lost to the infrastructure (its worker or database
+        connection), not to the job: due again at once, and retried until the job has
+        made ``MAX_LOST_ATTEMPTS`` attempts even past its ``max_attempts`` (counted,
+        so a job that keeps killing its worker still ends). ``aborted``: the worker
+        is stopping; the job is due again at once, even after its last attempt.
         """
         message = str(exc)[:MESSAGE_MAX_CHARS]
         summary = f"{exception_path(exc)}: {message}"[:SUMMARY_MAX_CHARS]
@@ -532,9 +546,9 @@ class Worker:
         if aborted:
             status, retry_in = "aborted", 0.0
             values = {"status": Status.QUEUED, "run_after": Now()}
-        elif final or job.attempts >= job.max_attempts:
+        elif final or job.attempts >= self._attempt_limit(job, lost):
             status, values = Status.FAILED, {"status": Status.FAILED, "finished_at": Now()}
-        elif retry_now:
+        elif lost:
             status, retry_in = "retrying", 0.0
             values = {"status": Status.QUEUED, "run_after": Now()}
         else:

@@ -7,7 +7,9 @@ A view picks the class with ``get_async_manager_class()`` (default: its
 - ``queue``, ``priority``, ``timeout``: passed to ``async_queue.schedule()``.
 - ``max_attempts`` (default 1): a bulk operation that failed (a validation
   error, a protected relation) would fail the same way again while the user
-  watches the progress modal; the dashboard can retry a failed job by hand.
+  watches the progress modal; the dashboard can retry a failed job by hand. An
+  attempt lost to the infrastructure (a worker killed by a deploy, a lost
+  connection) is retried anyway, up to ``ASYNC_QUEUE["MAX_LOST_ATTEMPTS"]``.
 - ``tracker``: the name of a tracker configured in ``ASYNC_QUEUE["TRACKERS"]``.
   The view's jobs are then mirrored into that model (``schedule(tracker=...)``),
   so a project routes powercrud's jobs to its own task table with configuration

@@ -121,3 +121,12 @@ def clock_probe() -> dict[str, Any]:
     """The worker's own idea of the time: proves a skewed clock took effect."""
     log_execution("probe")
     return {"now": timezone.now().isoformat(), "time": time.time()}
+
+
+@job
+def interrupt_first_attempt(counter: str) -> None:
+    """Write the ledger, then raise KeyboardInterrupt itself on the first attempt (row 30)."""
+    log_execution("run")
+    _write_ledger(counter)
+    if _attempt() == 1:
+        raise KeyboardInterrupt("raised by the job itself")
