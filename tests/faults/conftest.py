@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +106,18 @@ class Ledger:
             Job.objects.filter(pk__in=ids).values_list("status", flat=True)
         )
         assert statuses == {"succeeded": len(ids)}, statuses
+
+
+def wait_until_drained(timeout: float) -> float:
+    """Wait until no job is queued or running; returns the seconds it took."""
+    from tests.conftest import wait_for
+
+    started = time.monotonic()
+    wait_for(
+        lambda: not Job.objects.filter(status__in=["queued", "running"]).exists(),
+        timeout=timeout,
+    )
+    return time.monotonic() - started
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import django
@@ -28,7 +27,7 @@ import pytest
 from async_queue import Job, JobError, ScheduleError, Status, schedule
 from async_queue.exceptions import JobNotAllowed
 from tests.conftest import ROOT, child_env, wait_for
-from tests.faults.conftest import Ledger, report, size
+from tests.faults.conftest import Ledger, report, size, wait_until_drained
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -117,12 +116,7 @@ def test_only_declared_jobs_run_and_gadgets_call_nothing(
     normal = [job.pk for job in rows if job.name == "tests.faultapp.jobs.ledger"]
     env = {**ledger.env, "FAULT_FORBIDDEN_MARKER": str(marker), "FAULT_TRACE": str(traces / "w")}
     worker = start_worker("--forever", "--sleep", "0.1", env=env)
-    started = time.monotonic()
-    wait_for(
-        lambda: not Job.objects.filter(status__in=[Status.QUEUED, Status.RUNNING]).exists(),
-        timeout=size(60, 300),
-    )
-    drained = time.monotonic() - started
+    drained = wait_until_drained(timeout=size(60, 300))
     probe = schedule("tests.faultapp.jobs_web.loaded", [[FORBIDDEN, "os"]], on_commit=False)
     wait_for(lambda: Job.objects.get(pk=probe.pk).is_finished, timeout=30)
     probe.refresh_from_db()
