@@ -66,6 +66,19 @@ SETTINGS: dict[str, Setting] = {
     "LOCK_ESCALATION": Setting(
         100, (int,), "Above this many objects of one model, a job locks the whole model."
     ),
+    "REDACT_KEYS": Setting(
+        [],
+        (list, tuple),
+        "More key names whose values pages never show, matched as whole words of a key "
+        "(['iban', 'ssn'] also hides 'customer_iban'); password, token, secret, auth, dsn, "
+        "credentials, private_key, ... are built in.",
+    ),
+    "REDACT_PATTERNS": Setting(
+        [],
+        (list, tuple),
+        "More regular expressions for credentials inside strings; each match is shown as "
+        "'••••••' (only its 'secret' group, if it has one).",
+    ),
 }
 
 
