@@ -66,6 +66,11 @@ SETTINGS: dict[str, Setting] = {
     "LOCK_ESCALATION": Setting(
         100, (int,), "Above this many objects of one model, a job locks the whole model."
     ),
+    "MAX_RESULT_BYTES": Setting(
+        1024 * 1024,
+        (int,),
+        "Largest JSON (UTF-8 bytes) a job may return; a larger result fails the attempt.",
+    ),
     "REDACT_KEYS": Setting(
         [],
         (list, tuple),
