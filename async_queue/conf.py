@@ -71,6 +71,12 @@ SETTINGS: dict[str, Setting] = {
         (int,),
         "Largest JSON (UTF-8 bytes) a job may return; a larger result fails the attempt.",
     ),
+    "SHOW_MAX_BYTES": Setting(
+        64 * 1024,
+        (int,),
+        "Most bytes of one stored value (args, kwargs, meta, result, error, traceback) a page "
+        "shows; the rest is summed up in a note.",
+    ),
     "REDACT_KEYS": Setting(
         [],
         (list, tuple),
