@@ -1,38 +1,55 @@
 """Read-only admin for jobs and their errors, with retry and cancel actions.
 
-A job's JSON (args, kwargs, meta, result) is shown as the dashboard shows it: values
-under secret-looking keys redacted (``permissions.redact``), and escaped.
+A job's JSON (args, kwargs, meta, result), its last error and its errors' messages and
+tracebacks are shown as the dashboard shows them (``display``): credentials redacted,
+cut to ``SHOW_MAX_BYTES``, escaped; any stored row renders, however deep or big.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.contrib import admin, messages
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from .display import show_json, show_text
 from .exceptions import InvalidJobState
 from .models import Job, JobError
-from .permissions import redact
 
 JSON_FIELDS = ("args", "kwargs", "meta", "result")
+TEXT_FIELDS = ("last_error",)
+ERROR_TEXT_FIELDS = ("message", "traceback")
 
 
 def redacted_json(value: Any) -> SafeString:
-    text = json.dumps(redact(value), indent=2, cls=DjangoJSONEncoder, ensure_ascii=False)
-    return format_html("<pre>{}</pre>", text)
+    return format_html("<pre>{}</pre>", show_json(value))
 
 
-class JobErrorInline(admin.TabularInline):
+def redacted_text(value: str) -> SafeString | str:
+    return format_html("<pre>{}</pre>", show_text(value)) if value else ""
+
+
+class ShownErrorText:
+    """An error's message and traceback, redacted and cut (``display.show_text``)."""
+
+    @admin.display(description="message")
+    def message_redacted(self, error: JobError) -> SafeString | str:
+        return redacted_text(error.message)
+
+    @admin.display(description="traceback")
+    def traceback_redacted(self, error: JobError) -> SafeString | str:
+        return redacted_text(error.traceback)
+
+
+class JobErrorInline(ShownErrorText, admin.TabularInline):
     model = JobError
     extra = 0
     can_delete = False
-    fields = ["attempt", "created_at", "worker", "exception", "message", "traceback"]
+    fields = ["attempt", "created_at", "worker", "exception"]
+    fields += [f"{name}_redacted" for name in ERROR_TEXT_FIELDS]
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -89,11 +106,16 @@ class JobAdmin(admin.ModelAdmin):
     actions = [retry_jobs, cancel_jobs]
     inlines = [JobErrorInline]
     show_full_result_count = False
-    exclude = JSON_FIELDS  # shown redacted by the methods below instead
+    exclude = (*JSON_FIELDS, *TEXT_FIELDS)  # shown redacted by the methods below instead
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        fields = [field.name for field in Job._meta.fields if field.name not in JSON_FIELDS]
-        return [*fields, *(f"{name}_redacted" for name in JSON_FIELDS)]
+        hidden = (*JSON_FIELDS, *TEXT_FIELDS)
+        fields = [field.name for field in Job._meta.fields if field.name not in hidden]
+        return [*fields, *(f"{name}_redacted" for name in (*TEXT_FIELDS, *JSON_FIELDS))]
+
+    @admin.display(description="last error")
+    def last_error_redacted(self, job: Job) -> SafeString | str:
+        return redacted_text(job.last_error)
 
     @admin.display(description="args")
     def args_redacted(self, job: Job) -> SafeString:
@@ -116,15 +138,17 @@ class JobAdmin(admin.ModelAdmin):
 
 
 @admin.register(JobError)
-class JobErrorAdmin(admin.ModelAdmin):
+class JobErrorAdmin(ShownErrorText, admin.ModelAdmin):
     list_display = ["id", "job", "attempt", "exception", "created_at", "worker"]
     list_filter = ["exception"]
     search_fields = ["=job__id", "exception", "message"]
     list_select_related = ["job"]
     show_full_result_count = False
+    exclude = ERROR_TEXT_FIELDS  # shown redacted by the methods instead
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [field.name for field in JobError._meta.fields]
+        fields = [f.name for f in JobError._meta.fields if f.name not in ERROR_TEXT_FIELDS]
+        return [*fields, *(f"{name}_redacted" for name in ERROR_TEXT_FIELDS)]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -7,8 +7,10 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, register
+from django.core.exceptions import ImproperlyConfigured
 
 from .conf import SETTINGS
+from .redaction import compile_pattern, normalize_key
 
 
 @register(Tags.compatibility)
@@ -61,6 +63,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 )
             )
     errors.extend(_check_jobs(value.get("JOBS")))
+    errors.extend(_check_redaction(value))
     if value.get("MAX_ATTEMPTS") == 0:
         errors.append(
             Error(
@@ -127,6 +130,40 @@ def check_periodic_jobs(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
                     id="async_queue.E008",
                 )
             )
+    return errors
+
+
+def _check_redaction(value: dict[str, Any]) -> list[CheckMessage]:
+    """``REDACT_KEYS`` are non-empty names; ``REDACT_PATTERNS`` compile and match something."""
+    errors: list[CheckMessage] = []
+    keys = value.get("REDACT_KEYS")
+    if isinstance(keys, list | tuple):
+        for index, key in enumerate(keys):
+            if not isinstance(key, str) or not normalize_key(key):
+                errors.append(
+                    Error(
+                        f"ASYNC_QUEUE['REDACT_KEYS'][{index}] must be a key name with letters "
+                        f"or digits; got {key!r}.",
+                        hint="For example ['iban', 'ssn']: values under keys with these "
+                        "words are never shown.",
+                        id="async_queue.E040",
+                    )
+                )
+    patterns = value.get("REDACT_PATTERNS")
+    if isinstance(patterns, list | tuple):
+        for index, pattern in enumerate(patterns):
+            try:
+                compile_pattern(pattern, index)
+            except ImproperlyConfigured as exc:
+                errors.append(
+                    Error(
+                        str(exc),
+                        hint="Give regular expressions that match the secret itself, e.g. "
+                        "r'sk_live_[0-9a-zA-Z]{24}', or r'pin=(?P<secret>\\d+)' to hide "
+                        "only a group.",
+                        id="async_queue.E041",
+                    )
+                )
     return errors
 
 

@@ -77,6 +77,30 @@ SETTINGS: dict[str, Setting] = {
     "LOCK_ESCALATION": Setting(
         100, (int,), "Above this many objects of one model, a job locks the whole model."
     ),
+    "MAX_RESULT_BYTES": Setting(
+        1024 * 1024,
+        (int,),
+        "Largest JSON (UTF-8 bytes) a job may return; a larger result fails the attempt.",
+    ),
+    "SHOW_MAX_BYTES": Setting(
+        64 * 1024,
+        (int,),
+        "Most bytes of one stored value (args, kwargs, meta, result, error, traceback) a page "
+        "shows; the rest is summed up in a note.",
+    ),
+    "REDACT_KEYS": Setting(
+        [],
+        (list, tuple),
+        "More key names whose values pages never show, matched as whole words of a key "
+        "(['iban', 'ssn'] also hides 'customer_iban'); password, token, secret, auth, dsn, "
+        "credentials, private_key, ... are built in.",
+    ),
+    "REDACT_PATTERNS": Setting(
+        [],
+        (list, tuple),
+        "More regular expressions for credentials inside strings; each match is shown as "
+        "'••••••' (only its 'secret' group, if it has one).",
+    ),
 }
 
 

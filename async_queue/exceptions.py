@@ -15,6 +15,19 @@ class InvalidJobState(ValueError):
     """A transition was asked of a job in a status that does not allow it."""
 
 
+class UnreadableArguments(ValueError):
+    """A job row's args or kwargs cannot be passed to its function.
+
+    They do not decode (``fields.UnreadableJSON``), or are not a list and an object.
+    Such a row was not written by ``schedule()`` (it was forged, or written by an
+    older version): the job fails at once, calling nothing.
+    """
+
+
+class ResultTooLarge(ValueError):
+    """A job returned more JSON than ``ASYNC_QUEUE["MAX_RESULT_BYTES"]``; the attempt fails."""
+
+
 class CompletionFenced(RuntimeError):
     """The job's claim was lost before it could be completed; its transaction rolls back."""
 

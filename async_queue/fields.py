@@ -10,9 +10,11 @@ arguments are unreadable (calling nothing); pages show the note.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.db import models
+from django.db.models.fields.json import KeyTransform
 
 
 class UnreadableJSON(str):
@@ -26,10 +28,15 @@ class JobJSONField(models.JSONField):
 
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
         try:
-            return super().from_db_value(value, expression, connection)
+            if value is None or isinstance(expression, KeyTransform):
+                # A key's value (SQLite gives strings unquoted): Django's own handling.
+                return super().from_db_value(value, expression, connection)
+            # Not super(): on text that is not JSON it returns the text itself, which
+            # would pass for a decoded string.
+            return json.loads(value, cls=self.decoder)
         except RecursionError:
             return UnreadableJSON(
-                f"[unreadable: JSON nested too deeply to decode ({len(value)} characters)]"
+                f"[unreadable: JSON nested too deeply to decode ({len(value):,} characters)]"
             )
         except (TypeError, ValueError) as exc:
             return UnreadableJSON(f"[unreadable: not valid JSON ({exc})]")

@@ -5,38 +5,27 @@ Staff see every job; other signed-in users see only the jobs scheduled for them
 cancelling need ``async_queue.change_job``, deleting needs ``async_queue.delete_job``,
 and each action only when the job's state allows it.
 
-Wherever the dashboard shows a job's JSON (args, kwargs, meta, result), values under
-keys that look secret are replaced by ``REDACTED``, however deeply nested.
+What pages never show (credentials in a job's JSON and errors) is ``redaction``'s
+call; its names are re-exported here.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 
 from .models import Job, JobQuerySet
+from .redaction import REDACTED as REDACTED
+from .redaction import SECRET_MARKERS as SECRET_MARKERS
+from .redaction import is_secret as is_secret
+from .redaction import redact as redact
 
 User = AbstractBaseUser | AnonymousUser
 
 RETRY_PERMISSION = "async_queue.change_job"
 CANCEL_PERMISSION = "async_queue.change_job"
 DELETE_PERMISSION = "async_queue.delete_job"
-
-SECRET_MARKERS = (
-    "password",
-    "passwd",
-    "secret",
-    "token",
-    "api_key",
-    "apikey",
-    "authorization",
-    "cookie",
-    "session",
-)
-REDACTED = "••••••"
 
 
 def sees_all_jobs(user: User) -> bool:
@@ -84,17 +73,3 @@ def allowed_actions(user: User, job: Job, perms: frozenset[str] | None = None) -
     if job.is_finished and DELETE_PERMISSION in perms:
         actions.add("delete")
     return frozenset(actions)
-
-
-def is_secret(key: object) -> bool:
-    lowered = str(key).lower()
-    return any(marker in lowered for marker in SECRET_MARKERS)
-
-
-def redact(value: Any) -> Any:
-    """``value`` (JSON) with the values of secret-looking keys replaced, at any depth."""
-    if isinstance(value, dict):
-        return {key: REDACTED if is_secret(key) else redact(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [redact(item) for item in value]
-    return value

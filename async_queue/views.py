@@ -16,7 +16,6 @@ Which jobs a user sees and which actions they may take is ``permissions``' call.
 from __future__ import annotations
 
 import abc
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,7 +29,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Model, Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -39,12 +37,11 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.crypto import constant_time_compare
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.text import Truncator
 from django.views import View
 from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from . import metrics, permissions
+from . import display, metrics, permissions
 from .conf import queue_settings
 from .exceptions import InvalidJobState
 from .models import Job, JobError, JobQuerySet, Status
@@ -100,7 +97,7 @@ class ProgressBar:
             current,
             total,
             progress.percent,
-            progress.message,
+            display.show_line(progress.message, 300),
             elapsed,
             eta,
             cancel_requested or job.cancel_requested_at is not None,
@@ -120,8 +117,8 @@ class JobRow:
 
     @property
     def error(self) -> str:
-        """The latest failure, unless the job has succeeded since."""
-        return "" if self.job.is_succeeded else self.job.last_error
+        """The latest failure (redacted, one line's worth), unless the job has succeeded since."""
+        return "" if self.job.is_succeeded else display.show_line(self.job.last_error, 160)
 
 
 @dataclass
@@ -140,23 +137,9 @@ class Event:
     worker: str = ""
 
 
-def to_json(value: Any, indent: int | None = 2) -> str:
-    separators = None if indent else (", ", ": ")
-    return json.dumps(
-        value, indent=indent, separators=separators, cls=DjangoJSONEncoder, ensure_ascii=False
-    )
-
-
 def call_summary(job: Job, limit: int = 120) -> str:
     """``fn(1, "a", key=value)`` with secrets redacted, cut to ``limit`` characters."""
-    args = permissions.redact(job.args)
-    kwargs = permissions.redact(job.kwargs)
-    parts = [to_json(arg, None) for arg in (args if isinstance(args, list) else [args])]
-    if isinstance(kwargs, dict):
-        parts += [f"{key}={to_json(value, None)}" for key, value in kwargs.items()]
-    elif kwargs:
-        parts.append(f"**{to_json(kwargs, None)}")
-    return Truncator(f"{job.name.rpartition('.')[2]}({', '.join(parts)})").chars(limit)
+    return display.call_summary(job.name, job.args, job.kwargs, limit)
 
 
 def safe_url(url: str) -> str:
@@ -200,7 +183,7 @@ def timeline(job: Job, errors: list) -> list[Event]:
         title = "Next attempt due" if job.attempts else "Due"
         events.append(Event(job.run_after, "due", title))
     for error in errors:
-        detail = Truncator(f"{error.exception}: {error.message}").chars(300)
+        detail = display.show_line(f"{error.exception[:300]}: {error.message[:400]}", 300)
         events.append(
             Event(
                 error.created_at, "failed", f"Attempt {error.attempt} failed", detail, error.worker
@@ -360,12 +343,14 @@ class JobListView(DashboardMixin, View):
     partial_template_name = "async_queue/partials/job_results.html"
     paginate_by = 25
     count_cap = 10_000
+    deferred = ("result", "meta")
 
     def get(self, request: HttpRequest) -> HttpResponse:
         show_user = permissions.sees_all_jobs(request.user)
         form = JobFilterForm(request.GET or None, show_user=show_user)
         values = form.values()
-        jobs = form.apply(self.get_queryset())
+        # The list shows neither results nor meta: a page of big rows need not load them.
+        jobs = form.apply(self.get_queryset()).defer(*self.deferred)
         page, newer, older = self.paginate(jobs, values.get("before"), values.get("after"))
         filters = {name: values[name] for name in JobFilterForm.FILTERS if name in values}
         context = {
@@ -456,9 +441,9 @@ class JobDetailView(DashboardMixin, View):
             **self.base_context(),
             **self.detail_context(job, list(job.errors.all())),
             "row": self.make_rows([job])[0],
-            "args_json": to_json(permissions.redact(job.args)),
-            "kwargs_json": to_json(permissions.redact(job.kwargs)),
-            "meta_json": to_json(permissions.redact(job.meta)) if job.meta else "",
+            "args_json": display.show_json(job.args),
+            "kwargs_json": display.show_json(job.kwargs),
+            "meta_json": display.show_json(job.meta) if job.meta else "",
             "locks": describe_locks(keys[: self.locks_shown]),
             "more_locks": len(keys) > self.locks_shown,
             "back": request.get_full_path(),
@@ -472,7 +457,7 @@ class JobDetailView(DashboardMixin, View):
             "job": job,
             "errors": errors,
             "timeline": timeline(job, errors),
-            "result_json": "" if job.result is None else to_json(permissions.redact(job.result)),
+            "result_json": "" if job.result is None else display.show_json(job.result),
         }
 
 

@@ -44,7 +44,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, InterfaceError, OperationalError, connections, models
 from django.db.models.functions import Now
 
-from . import db, periodic
+from . import db, payloads, periodic
 from .callables import resolve
 from .conf import queue_settings
 from .exceptions import (
@@ -53,8 +53,11 @@ from .exceptions import (
     JobCancelled,
     JobNotAllowed,
     JobTimeout,
+    ResultTooLarge,
+    UnreadableArguments,
     WorkerAborted,
 )
+from .fields import UnreadableJSON
 from .models import Job, JobError, Status
 from .progress import ProgressStore, Reporter, _reporter
 from .retries import retry_delay
@@ -123,13 +126,44 @@ def format_traceback(exc: BaseException) -> str:
 
 
 def _storable(result: Any) -> Any:
+    """``result`` if it can be stored: JSON of at most ``MAX_RESULT_BYTES`` (see ``payloads``)."""
     try:
-        json.dumps(result, cls=DjangoJSONEncoder, allow_nan=False)
+        # As the field writes it (ASCII, so characters are bytes).
+        text = json.dumps(result, cls=DjangoJSONEncoder, allow_nan=False)
     except (TypeError, ValueError, RecursionError) as exc:
         raise TypeError(
             f"The job returned a {type(result).__name__}, which cannot be stored as JSON ({exc})."
         ) from None
+    limit = queue_settings.MAX_RESULT_BYTES
+    if len(text) > limit:
+        raise ResultTooLarge(
+            f"The job returned {len(text):,} bytes of JSON, over ASYNC_QUEUE['MAX_RESULT_BYTES'] "
+            f"({limit:,}): return less (for example the id of a row or file that holds the "
+            "output), or raise the setting."
+        )
+    # The rules schedule() applies to arguments: a value PostgreSQL refuses would
+    # otherwise fail the completion UPDATE instead of naming the problem.
+    payloads.check("The job's result", json.loads(text), error=TypeError)
     return result
+
+
+def _unrunnable(job: Job) -> UnreadableArguments | None:
+    """Why the row's arguments cannot be passed to its function, if they cannot."""
+    for field, value, kind, expected in (
+        ("args", job.args, list, "a JSON list"),
+        ("kwargs", job.kwargs, dict, "a JSON object"),
+    ):
+        if isinstance(value, UnreadableJSON):
+            problem = f"cannot be read: {value}"
+        elif not isinstance(value, kind):
+            problem = f"must be {expected}, not {type(value).__name__}"
+        else:
+            continue
+        return UnreadableArguments(
+            f"Job {job.pk}'s {field} {problem}. The row was not written by schedule() (forged, "
+            "or written by an older version), so nothing was called: schedule the call again."
+        )
+    return None
 
 
 class Worker:
@@ -400,6 +434,8 @@ class Worker:
             send_event("cleanup", job)
 
     def _run(self, job: Job, started: float, reporter: Reporter) -> Outcome:
+        if (unrunnable := _unrunnable(job)) is not None:
+            return self._failed(job, unrunnable, started, final=True)
         try:
             function = resolve(job.name)
         except (JobNotAllowed, TypeError) as exc:

@@ -30,6 +30,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 
 from async_queue import Job, Status, schedule
+from async_queue.display import show_line, show_text
 from async_queue.locks import LockTarget
 from async_queue.progress import snapshot
 
@@ -171,12 +172,18 @@ class AsyncManager:
         return value if isinstance(value, dict) else {}
 
     def status(self, job: Job) -> JobStatus:
-        """The job's state and live progress, read from its row (and the progress store)."""
+        """The job's state and live progress, read from its row (and the progress store).
+
+        Texts are as pages show them: credentials redacted, sizes capped.
+        """
         progress = snapshot([job])[job.pk]
-        error = self.format_error(job) if job.status in (Status.FAILED, Status.CANCELLED) else ""
-        message = progress.message
+        error = ""
+        if job.status in (Status.FAILED, Status.CANCELLED):
+            error = show_text(self.format_error(job))
+        message = show_line(progress.message, 300)
         if job.is_queued and job.attempts:  # an attempt failed and another one is due
-            message = f"Attempt {job.attempts} failed ({job.last_error[:200]}); retrying…"
+            failure = show_line(job.last_error, 200)
+            message = f"Attempt {job.attempts} failed ({failure}); retrying…"
         return JobStatus(
             job_id=job.pk,
             state=str(job.status),

@@ -94,6 +94,13 @@ def as_json(value: Any) -> Any:
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
+def job_pks(job: Job) -> list[Any]:
+    """The pks a bulk job was given (none if its stored kwargs say otherwise)."""
+    kwargs = job.kwargs if isinstance(job.kwargs, dict) else {}
+    pks = kwargs.get("pks")
+    return [pk for pk in pks if isinstance(pk, str | int)] if isinstance(pks, list) else []
+
+
 # -- what the templates show ------------------------------------------------------------
 
 
@@ -568,7 +575,7 @@ class BulkMixin:
         job_status = manager.status(job)
         context = self.bulk_progress_context(job, job_status, str(described.get("action", "")))
         if job_status.succeeded:
-            self.get_bulk_selection().remove(str(pk) for pk in job.kwargs.get("pks", []))
+            self.get_bulk_selection().remove(str(pk) for pk in job_pks(job))
         if not self.is_bulk_fragment():
             return self.render_bulk("powercrud/bulk/progress.html", **context)
         response = self.render_bulk("powercrud/bulk/progress_status.html", **context)
@@ -631,13 +638,19 @@ class BulkMixin:
 
     def bulk_success_message(self, action: str, result: Any) -> str:
         result = result if isinstance(result, dict) else {}
+
+        def number(key: str) -> int:
+            # A stored row may hold anything here; only a count is shown.
+            value = result.get(key)
+            return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
         plural = self.model._meta.verbose_name_plural
         if action == "delete":
-            text = f"Deleted {result.get('deleted', 0):,} {plural}."
+            text = f"Deleted {number('deleted'):,} {plural}."
         else:
-            text = f"Updated {result.get('updated', 0):,} {plural}."
-        if result.get("missing"):
-            text += f" {result['missing']:,} no longer existed."
+            text = f"Updated {number('updated'):,} {plural}."
+        if number("missing"):
+            text += f" {number('missing'):,} no longer existed."
         return text
 
     # -- selection helpers ------------------------------------------------------------
@@ -792,8 +805,10 @@ class BulkMixin:
         )
 
     def bulk_progress_context(self, job: Job, job_status: JobStatus, action: str) -> dict[str, Any]:
+        count = self.get_async_manager().describe(job).get("count")
         return {
             "job": job,
+            "count": count if isinstance(count, int) and not isinstance(count, bool) else "",
             "job_status": job_status,
             "action": action,
             "status_url": self.bulk_url("BULK_STATUS", job_pk=job.pk),

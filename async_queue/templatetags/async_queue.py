@@ -6,6 +6,8 @@ from datetime import timedelta
 
 from django import template
 
+from .. import display
+
 register = template.Library()
 
 
@@ -25,3 +27,15 @@ def duration(value: timedelta | float | None) -> str:
     if minutes:
         return f"{minutes}m {secs:02d}s"
     return f"{secs}s"
+
+
+@register.filter
+def shown(value: str | None) -> str:
+    """Stored text (an error, a traceback) as pages show it: redacted and size-capped."""
+    return display.show_text(value or "")
+
+
+@register.filter
+def shown_line(value: str | None, chars: int = 160) -> str:
+    """Stored text redacted and truncated to ``chars`` characters."""
+    return display.show_line(value or "", int(chars))

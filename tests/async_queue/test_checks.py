@@ -14,6 +14,14 @@ def ids(**settings):
 def test_default_and_valid_settings_pass():
     assert ids() == []
     assert ids(ASYNC_QUEUE={"MAX_ATTEMPTS": 3, "JOBS": ["tests.testapp.tasks.undeclared"]}) == []
+    redaction = {"REDACT_KEYS": ["iban"], "REDACT_PATTERNS": [r"pin (?P<secret>\d+)"]}
+    assert ids(ASYNC_QUEUE={**redaction, "SHOW_MAX_BYTES": 4096, "MAX_RESULT_BYTES": 10}) == []
+
+
+def test_a_bad_pattern_is_named_with_the_reason():
+    with override_settings(ASYNC_QUEUE={"REDACT_PATTERNS": ["ok", "[bad"]}):
+        (error,) = check_settings()
+    assert "ASYNC_QUEUE['REDACT_PATTERNS'][1] '[bad' is not a valid regular expression" in error.msg
 
 
 @pytest.mark.parametrize(
@@ -29,6 +37,13 @@ def test_default_and_valid_settings_pass():
         ({"JOBS": ["tests.testapp.tasks.missing"]}, ["async_queue.E007"]),
         ({"JOBS": ["tests.testapp.tasks.NOT_CALLABLE"]}, ["async_queue.E007"]),
         ({"MAX_ATTEMPTS": 0}, ["async_queue.E006"]),
+        ({"REDACT_KEYS": ["iban", ""]}, ["async_queue.E040"]),
+        ({"REDACT_KEYS": [None, "-"]}, ["async_queue.E040", "async_queue.E040"]),
+        ({"REDACT_PATTERNS": ["ok", "[bad"]}, ["async_queue.E041"]),
+        ({"REDACT_PATTERNS": [r"x?"]}, ["async_queue.E041"]),
+        ({"REDACT_KEYS": "iban"}, ["async_queue.E003"]),
+        ({"SHOW_MAX_BYTES": -1}, ["async_queue.E004"]),
+        ({"MAX_RESULT_BYTES": 1.5}, ["async_queue.E003"]),
     ],
 )
 def test_bad_settings_are_reported_with_stable_ids(value, expected):

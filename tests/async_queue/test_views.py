@@ -9,9 +9,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from async_queue import Job, JobError, JobLock, Status, schedule
+from async_queue.fields import UnreadableJSON
 from async_queue.permissions import REDACTED, redact
 from async_queue.templatetags.async_queue import duration
-from async_queue.views import JobListView
+from async_queue.views import JobListView, call_summary
 from tests.testapp import tasks
 from tests.testapp.models import Counter, Record
 
@@ -824,6 +825,37 @@ def test_secrets_are_redacted_and_everything_is_escaped_everywhere(staff):
     assert f"&quot;Authorization&quot;: &quot;{REDACTED}&quot;" in detail
     assert f"&quot;session&quot;: &quot;{REDACTED}&quot;" in detail
     assert f"RuntimeError: {ESCAPED_SCRIPT}</pre>" in detail
+
+
+def test_credentials_in_values_and_errors_are_redacted(staff):
+    pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----"
+    job = make_failed(
+        "could not connect to postgres://app:url-pw-1@db/app",
+        kwargs={"db_url": "redis://:url-pw-2@cache/0", "private_key": pem, "author": "Ann"},
+        result={"auth": "auth-3", "credentials": {"user": "u", "key": "cred-4"}},
+    )
+    pages = [staff.get(url("job-list")), staff.get(url("job-detail", job))]
+    for response in pages:
+        content = response.content.decode()
+        for secret in ("url-pw-1", "url-pw-2", "MIIEvQIBADANBg", "auth-3", "cred-4"):
+            assert secret not in content
+    detail = pages[1].content.decode()
+    assert f"redis://:{REDACTED}@cache/0" in detail
+    assert "&quot;author&quot;: &quot;Ann&quot;" in detail  # not a secret key
+    assert f"postgres://app:{REDACTED}@db/app</pre>" in detail  # the traceback
+
+
+def test_pages_cut_big_values_and_show_unreadable_ones(staff, settings):
+    settings.ASYNC_QUEUE = {"SHOW_MAX_BYTES": 1000}
+    job = make_failed("e" * 5000, result={"blob": "x" * 100_000})
+    JobError.objects.filter(job=job).update(traceback="t" * 5000)
+    Job.objects.filter(pk=job.pk).update(kwargs={"k": "y" * 5000})
+    detail = staff.get(url("job-detail", job)).content.decode()
+    assert detail.count("more bytes not shown]") == 4  # kwargs, result, message, traceback
+    assert "x" * 1001 not in detail
+    assert len(detail) < 20_000
+    job.args = UnreadableJSON("[unreadable: not valid JSON (Expecting value)]")
+    assert call_summary(job) == "echo([unreadable: not valid JSON (Expecting value)])"
 
 
 # -- bounded queries ---------------------------------------------------------------------

@@ -3,12 +3,14 @@ import sys
 import traceback
 
 import pytest
+from django.db import connection
 from django.db.models.functions import Now
 
 from async_queue import InvalidJobState, Job, JobError, Status, schedule
 from async_queue import db as queue_db
 from async_queue.retries import retry_ceiling
 from async_queue.worker import Worker, format_traceback
+from tests.faults.stored import forge, nested_list, nested_object
 from tests.testapp import tasks
 from tests.testapp.models import Counter, Record
 
@@ -239,3 +241,59 @@ def test_stored_tracebacks_fit_the_byte_limit_in_whole_characters(settings, text
 def test_short_tracebacks_are_stored_whole():
     exc = raised("short")
     assert format_traceback(exc) == "".join(traceback.format_exception(exc))
+
+
+# -- rows schedule() would refuse --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("columns", "problem"),
+    [
+        ({"args": nested_list(12_000)}, "args cannot be read: [unreadable: JSON nested too deeply"),
+        ({"kwargs": nested_object(12_000)}, "kwargs cannot be read: [unreadable"),
+        ({"args": '"abc"'}, "args must be a JSON list, not str"),
+        ({"kwargs": "[1, 2]"}, "kwargs must be a JSON object, not list"),
+    ],
+)
+def test_a_row_whose_arguments_cannot_be_passed_fails_at_once_calling_nothing(columns, problem):
+    job = Job.objects.create(name="tests.testapp.tasks.increment", max_attempts=5)
+    forge(job.pk, **columns)
+    outcome = job.execute()
+    assert outcome.status == Status.FAILED  # final at once: retrying cannot help
+    assert job.attempts == 1
+    assert problem in job.last_error
+    error = job.errors.get()
+    assert error.exception == "async_queue.exceptions.UnreadableArguments"
+    assert "nothing was called: schedule the call again" in error.message
+    assert not Counter.objects.exists()
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="jsonb only stores valid JSON")
+def test_arguments_that_are_not_json_fail_at_once():
+    job = Job.objects.create(name="tests.testapp.tasks.increment", max_attempts=5)
+    forge(job.pk, args="not json [")
+    assert job.execute().status == Status.FAILED
+    assert "args cannot be read: [unreadable: not valid JSON (Expecting value" in job.last_error
+    assert not Counter.objects.exists()
+
+
+def test_a_result_over_max_result_bytes_fails_the_attempt(settings):
+    settings.ASYNC_QUEUE = {"MAX_RESULT_BYTES": 1000}
+    fits = schedule("tests.faultapp.jobs_stored.returns_json", [1000])
+    assert fits.execute().status == Status.SUCCEEDED
+    assert len(fits.result) == 998
+    too_big = schedule("tests.faultapp.jobs_stored.returns_json", [1001], max_attempts=1)
+    assert too_big.execute().status == Status.FAILED
+    assert too_big.result is None
+    assert too_big.errors.get().exception == "async_queue.exceptions.ResultTooLarge"
+    assert "returned 1,001 bytes of JSON, over ASYNC_QUEUE['MAX_RESULT_BYTES'] (1,000)" in (
+        too_big.last_error
+    )
+
+
+def test_a_result_the_database_cannot_store_fails_the_attempt_naming_it():
+    job = schedule(tasks.returns_text, ["aNULb"], max_attempts=1, on_commit=False)
+    assert job.execute().status == Status.FAILED
+    assert "The job's result['text'] contains a NUL character" in job.last_error
+    job = schedule(tasks.returns_text, ["fine"], on_commit=False)
+    assert job.execute().status == Status.SUCCEEDED

@@ -60,6 +60,11 @@ def echo(*args, **kwargs) -> dict:
 
 
 @job
+def returns_text(text: str) -> dict:
+    return {"text": text.replace("NUL", "\x00")}
+
+
+@job
 def returns_unstorable() -> object:
     return object()
 
