@@ -17,7 +17,7 @@ def fill_jobs(count: int, finished_days_ago: int = 60) -> None:
     columns = (
         "name, args, kwargs, meta, queue, priority, status, run_after, created_at, "
         "started_at, finished_at, attempts, max_attempts, worker, last_error, "
-        "waits_for_group, has_locks, progress_message"
+        "waits_for_group, has_locks, progress_message, tracker"
     )
     if connection.vendor == "postgresql":
         ago = f"NOW() - INTERVAL '{int(finished_days_ago)} days'"
@@ -26,7 +26,7 @@ def fill_jobs(count: int, finished_days_ago: int = 60) -> None:
         values = (
             f"'tests.faultapp.jobs.ledger_' || (n % 50), '[]', '{{}}', '{{}}', "
             f"'q' || (n % 5), 0, {_STATUS}, {ago}, {ago}, {ago}, {finished}, 1, 5, '', '', "
-            "false, false, ''"
+            "false, false, '', ''"
         )
         sql = f"INSERT INTO {table} ({columns}) SELECT {values} FROM {series}"
     else:
@@ -35,7 +35,7 @@ def fill_jobs(count: int, finished_days_ago: int = 60) -> None:
         values = (
             f"'tests.faultapp.jobs.ledger_' || (n % 50), '[]', '{{}}', '{{}}', "
             f"'q' || (n % 5), 0, {_STATUS}, {ago}, {ago}, {ago}, {finished}, 1, 5, '', '', "
-            "0, 0, ''"
+            "0, 0, '', ''"
         )
         sql = (
             f"WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s "
