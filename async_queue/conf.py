@@ -58,6 +58,11 @@ SETTINGS: dict[str, Setting] = {
     "METRICS_TOKEN": Setting(
         None, (str, type(None)), "A bearer token that may read the metrics endpoint."
     ),
+    "METRICS_WINDOW": Setting(
+        60.0,
+        (int, float),
+        "Seconds of recently finished jobs the metrics endpoint counts and sums.",
+    ),
     "TRACKER": Setting(
         None,
         (dict, type(None)),
