@@ -23,6 +23,8 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.db import OperationalError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import F, Lookup, Q
+from django.db.models.lookups import Exact, In
 
 from .models import Job, JobLock, Status
 
@@ -56,6 +58,42 @@ def job_transaction(using: str) -> Iterator[None]:
             yield
     finally:
         connection.transaction_mode = previous
+
+
+_HINTABLE: dict[str, type[Lookup]] = {"exact": Exact, "in": In}
+
+
+@functools.cache
+def _hinted_lookup(lookup: type[Lookup], function: str) -> type[Lookup]:
+    """``lookup`` whose SQL is wrapped in SQLite's ``likely()`` or ``unlikely()``."""
+
+    def as_sql(self: Lookup, compiler: Any, connection: BaseDatabaseWrapper) -> tuple[str, Any]:
+        sql, params = lookup.as_sql(self, compiler, connection)
+        return f"{function}({sql})", params
+
+    return type(f"{function.title()}{lookup.__name__}", (lookup,), {"as_sql": as_sql})
+
+
+def hinted(using: str, few: bool | None, **lookup: Any) -> Q | Lookup:
+    """The filter ``field[__lookup]=value`` and what the caller knows of how many rows match.
+
+    SQLite's planner knows only the average number of rows per value of an indexed
+    column (``sqlite_stat1``): when most jobs succeeded, or have no user, it expects
+    ``status = 'failed'`` or ``user_id = 7`` to match a large part of the table and
+    walks the whole table by id instead of that column's index, which takes
+    seconds when few or no rows match; and the other way round, it sorts a million
+    rows of a common name rather than walk the table by id until a page is full.
+    ``few=True`` wraps the condition in ``unlikely()``, ``few=False`` in ``likely()``
+    (they change the plan, never the result); ``None`` adds no hint. PostgreSQL
+    keeps statistics of the actual values and needs no hint.
+    """
+    ((path, value),) = lookup.items()
+    if few is None or connections[using].vendor != "sqlite":
+        return Q(**{path: value})
+    field, _, name = path.partition("__")
+    lookup_class = _HINTABLE[name or "exact"]
+    hinted_class = _hinted_lookup(lookup_class, "unlikely" if few else "likely")
+    return hinted_class(F(field), value)
 
 
 def now_sql(connection: BaseDatabaseWrapper) -> str:
