@@ -73,7 +73,8 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": BASE_DIR / "var" / "db.sqlite3",
+            # SAMPLE_SQLITE: another file (the tests use a temporary one).
+            "NAME": os.environ.get("SAMPLE_SQLITE") or BASE_DIR / "var" / "db.sqlite3",
             "OPTIONS": {"timeout": 20},
         }
     }
