@@ -63,6 +63,11 @@ SETTINGS: dict[str, Setting] = {
         (int, float),
         "Seconds of recently finished jobs the metrics endpoint counts and sums.",
     ),
+    "BUSY_RETRY_AFTER": Setting(
+        5,
+        (int,),
+        "Seconds DatabaseBusyMiddleware's 503 answer asks a client to wait (Retry-After).",
+    ),
     "TRACKER": Setting(
         None,
         (dict, type(None)),

@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import functools
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -492,3 +493,23 @@ def limit_statements(using: str, seconds: float | None) -> None:
 def is_statement_timeout(exc: BaseException) -> bool:
     cause = exc.__cause__
     return getattr(getattr(cause, "diag", None), "sqlstate", None) == "57014"
+
+
+def is_database_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is SQLite giving up on a lock after its busy timeout.
+
+    SQLite has one writer at a time; a job's transaction holds the write lock for
+    the job's whole run, so a web write that waits longer than the connection's
+    busy ``timeout`` fails with "database is locked". It is a temporary state, not
+    a bug: the request can be tried again once the job has ended.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OperationalError | sqlite3.OperationalError):
+            message = str(current).lower()
+            if "database is locked" in message or "database table is locked" in message:
+                return True
+        current = current.__cause__ or current.__context__
+    return False
