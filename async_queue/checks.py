@@ -6,7 +6,7 @@ import importlib.util
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
 from .conf import SETTINGS
@@ -182,6 +182,52 @@ def check_task_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
                 hint="The django.tasks backend needs Django 6.0 or later; on 5.2 use "
                 "async_queue.schedule() directly.",
                 id="async_queue.E020",
+            )
+        ]
+    return []
+
+
+BUSY_MIDDLEWARE = "async_queue.middleware.DatabaseBusyMiddleware"
+SESSION_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
+
+
+@register(Tags.compatibility)
+def check_busy_middleware(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """On SQLite, web writes behind a running job need ``DatabaseBusyMiddleware`` (W030, W031)."""
+    return busy_middleware_messages(settings.DATABASES, getattr(settings, "MIDDLEWARE", None))
+
+
+def busy_middleware_messages(
+    databases: dict[str, dict[str, Any]], middleware: list[str] | None
+) -> list[CheckMessage]:
+    on_sqlite = any(
+        str(database.get("ENGINE", "")).endswith("sqlite3") for database in databases.values()
+    )
+    middleware = list(middleware or [])
+    if not on_sqlite:
+        return []
+    if BUSY_MIDDLEWARE not in middleware:
+        return [
+            Warning(
+                "A SQLite database is configured but MIDDLEWARE lacks "
+                f"{BUSY_MIDDLEWARE}: while a job runs (it holds SQLite's only write lock), "
+                "web writes that wait past the busy timeout answer 500, and a session that "
+                "cannot be saved answers 400 and loses its change.",
+                hint=f"Add {BUSY_MIDDLEWARE!r} to MIDDLEWARE, directly after "
+                f"{SESSION_MIDDLEWARE!r}: they then answer 503 'busy, try again'.",
+                id="async_queue.W030",
+            )
+        ]
+    if SESSION_MIDDLEWARE in middleware and middleware.index(BUSY_MIDDLEWARE) < middleware.index(
+        SESSION_MIDDLEWARE
+    ):
+        return [
+            Warning(
+                f"{BUSY_MIDDLEWARE} comes before {SESSION_MIDDLEWARE} in MIDDLEWARE, so it "
+                "cannot save the session first: a session save that finds the database "
+                "locked still answers 400.",
+                hint=f"Move it directly after {SESSION_MIDDLEWARE!r}.",
+                id="async_queue.W031",
             )
         ]
     return []

@@ -64,6 +64,16 @@ SETTINGS: dict[str, Setting] = {
     "METRICS_TOKEN": Setting(
         None, (str, type(None)), "A bearer token that may read the metrics endpoint."
     ),
+    "METRICS_WINDOW": Setting(
+        60.0,
+        (int, float),
+        "Seconds of recently finished jobs the metrics endpoint counts and sums.",
+    ),
+    "BUSY_RETRY_AFTER": Setting(
+        5,
+        (int,),
+        "Seconds DatabaseBusyMiddleware's 503 answer asks a client to wait (Retry-After).",
+    ),
     "TRACKER": Setting(
         None,
         (dict, type(None)),

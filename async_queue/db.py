@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import functools
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -23,6 +24,8 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.db import OperationalError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import F, Lookup, Q
+from django.db.models.lookups import Exact, In
 
 from .models import Job, JobLock, Status
 
@@ -56,6 +59,42 @@ def job_transaction(using: str) -> Iterator[None]:
             yield
     finally:
         connection.transaction_mode = previous
+
+
+_HINTABLE: dict[str, type[Lookup]] = {"exact": Exact, "in": In}
+
+
+@functools.cache
+def _hinted_lookup(lookup: type[Lookup], function: str) -> type[Lookup]:
+    """``lookup`` whose SQL is wrapped in SQLite's ``likely()`` or ``unlikely()``."""
+
+    def as_sql(self: Lookup, compiler: Any, connection: BaseDatabaseWrapper) -> tuple[str, Any]:
+        sql, params = lookup.as_sql(self, compiler, connection)
+        return f"{function}({sql})", params
+
+    return type(f"{function.title()}{lookup.__name__}", (lookup,), {"as_sql": as_sql})
+
+
+def hinted(using: str, few: bool | None, **lookup: Any) -> Q | Lookup:
+    """The filter ``field[__lookup]=value`` and what the caller knows of how many rows match.
+
+    SQLite's planner knows only the average number of rows per value of an indexed
+    column (``sqlite_stat1``): when most jobs succeeded, or have no user, it expects
+    ``status = 'failed'`` or ``user_id = 7`` to match a large part of the table and
+    walks the whole table by id instead of that column's index, which takes
+    seconds when few or no rows match; and the other way round, it sorts a million
+    rows of a common name rather than walk the table by id until a page is full.
+    ``few=True`` wraps the condition in ``unlikely()``, ``few=False`` in ``likely()``
+    (they change the plan, never the result); ``None`` adds no hint. PostgreSQL
+    keeps statistics of the actual values and needs no hint.
+    """
+    ((path, value),) = lookup.items()
+    if few is None or connections[using].vendor != "sqlite":
+        return Q(**{path: value})
+    field, _, name = path.partition("__")
+    lookup_class = _HINTABLE[name or "exact"]
+    hinted_class = _hinted_lookup(lookup_class, "unlikely" if few else "likely")
+    return hinted_class(F(field), value)
 
 
 def now_sql(connection: BaseDatabaseWrapper) -> str:
@@ -475,3 +514,23 @@ def is_connection_lost(exc: BaseException, using: str) -> bool:
 def is_statement_timeout(exc: BaseException) -> bool:
     cause = exc.__cause__
     return getattr(getattr(cause, "diag", None), "sqlstate", None) == "57014"
+
+
+def is_database_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is SQLite giving up on a lock after its busy timeout.
+
+    SQLite has one writer at a time; a job's transaction holds the write lock for
+    the job's whole run, so a web write that waits longer than the connection's
+    busy ``timeout`` fails with "database is locked". It is a temporary state, not
+    a bug: the request can be tried again once the job has ended.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OperationalError | sqlite3.OperationalError):
+            message = str(current).lower()
+            if "database is locked" in message or "database table is locked" in message:
+                return True
+        current = current.__cause__ or current.__context__
+    return False

@@ -186,6 +186,10 @@ def _take_write_lock(keys: list[str], alias: str) -> None:
     declared ``keys`` is a ``Conflict`` at once; any other writer is waited for, up to
     the busy timeout, like by every writer. The check runs without a read in this
     transaction: after one, SQLite refuses the wait with "database is locked".
+
+    A wait that outlasts the busy timeout raises that ``OperationalError`` as it is,
+    not ``Conflict``: nothing holds these objects, the whole database is busy (for
+    ``DatabaseBusyMiddleware``, a 503 "try again").
     """
     from . import db
 
@@ -195,9 +199,9 @@ def _take_write_lock(keys: list[str], alias: str) -> None:
         _refuse_if_running(keys, alias)
     try:
         db.take_write_lock(alias)
-    except OperationalError as exc:
+    except OperationalError:
         _refuse_if_running(keys, alias)
-        raise Conflict(keys, [], f"The database is busy ({exc}).") from exc
+        raise
 
 
 def _refuse_if_running(keys: list[str], alias: str) -> None:

@@ -2,35 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from django.db.models import Count, Min
-
 from .callables import job
 from .db import database_now
+from .metrics import active_counts
 from .models import Job, JobError, Status
 
 THROUGHPUT_WINDOW = timedelta(minutes=10)
 PURGE_BATCH = 2000
+COUNT_CAP = 10_000  # finished jobs of a status are counted up to this many (and one more)
 
 
-def _counts(rows: Any, key: str) -> dict[str, dict[str, int]]:
+def _counts(rows: Iterable[tuple[str, str, int]]) -> dict[str, dict[str, int]]:
     grouped: dict[str, dict[str, int]] = {}
-    for row in rows:
-        grouped.setdefault(row[key], {})[row["status"]] = row["n"]
+    for key, status, n in rows:
+        by_status = grouped.setdefault(key, {})
+        by_status[status] = by_status.get(status, 0) + n
     return grouped
 
 
 def health(using: str = "default") -> dict[str, Any]:
-    """Counts, backlog age, recent failures and an estimate of the time to drain."""
+    """Counts, backlog age, recent failures and an estimate of the time to drain.
+
+    Like the metrics, it reads the active jobs and recent history through indexes,
+    never the whole table: queued and running jobs are counted exactly (also by
+    queue and name), each finished status only up to ``COUNT_CAP``.
+    """
     now = database_now(using)
-    jobs = Job.objects.using(using)
-    by_status = dict(jobs.order_by().values_list("status").annotate(n=Count("id")))
-    counts = {status: by_status.get(status, 0) for status in Status.values}
-    due = jobs.due()
-    due_count = due.count()
-    oldest = due.aggregate(oldest=Min("run_after"))["oldest"]
+    jobs = Job.objects.using(using).order_by()
+    active = active_counts(jobs, "queue", "name")
+    counts = jobs.finished().count_by_status(COUNT_CAP)  # 0 queued and running here
+    for _, _, status, n, _, _ in active:
+        counts[status] += n
+    due_count = sum(due for *_, due, _ in active)
+    oldest = min((oldest for *_, oldest in active if oldest is not None), default=None)
     finished_recently = jobs.filter(
         status__in=[Status.SUCCEEDED, Status.FAILED], finished_at__gte=now - THROUGHPUT_WINDOW
     ).count()
@@ -39,13 +47,10 @@ def health(using: str = "default") -> dict[str, Any]:
     return {
         "database_time": now.isoformat(),
         "counts": counts,
+        "count_cap": COUNT_CAP,
         "due": due_count,
-        "by_queue": _counts(
-            jobs.order_by().values("queue", "status").annotate(n=Count("id")), "queue"
-        ),
-        "by_name": _counts(
-            jobs.order_by().values("name", "status").annotate(n=Count("id")), "name"
-        ),
+        "by_queue": _counts((queue, s, n) for queue, _, s, n, _, _ in active),
+        "by_name": _counts((name, s, n) for _, name, s, n, _, _ in active),
         "oldest_due_age_seconds": (
             None if oldest is None else round(max((now - oldest).total_seconds(), 0.0), 3)
         ),

@@ -86,6 +86,27 @@ class JobQuerySet(models.QuerySet["Job"]):
             row = cursor.fetchone()
         return {status.value: count for status, count in zip(Status, row, strict=True)}
 
+    def names(self, limit: int) -> list[str]:
+        """The distinct names of the stored jobs in order, at most ``limit`` of them.
+
+        Every job in the table counts, whatever this queryset's filters: the names
+        are found by skipping through the ``(name, status)`` index, one probe per
+        distinct name, so the cost grows with the number of names (a few dozen to
+        a few hundred in practice), not with the number of jobs.
+        """
+        connection = connections[self.db]
+        table = connection.ops.quote_name(Job._meta.db_table)
+        sql = (
+            f"WITH RECURSIVE found(name, n) AS ("
+            f"SELECT MIN(name), 1 FROM {table} "
+            f"UNION ALL SELECT (SELECT MIN(name) FROM {table} WHERE name > found.name), n + 1 "
+            f"FROM found WHERE found.name IS NOT NULL AND n < %s"
+            f") SELECT name FROM found WHERE name IS NOT NULL"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [limit])
+            return [name for (name,) in cursor.fetchall()]
+
     def cancel(self) -> int:
         """Cancel the queued jobs among these; returns how many were cancelled."""
         return self.queued().update(status=Status.CANCELLED, finished_at=Now())

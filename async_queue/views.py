@@ -43,19 +43,12 @@ from django_htmx.middleware import HtmxDetails
 
 from . import display, metrics, permissions
 from .conf import queue_settings
+from .db import hinted
 from .exceptions import InvalidJobState
 from .models import Job, JobError, JobQuerySet, Status
 from .progress import Progress, asnapshot, cancel, snapshot
 
 MAX_ID = 2**63 - 1
-
-STATUS_FILTERS = {
-    Status.QUEUED: JobQuerySet.queued,
-    Status.RUNNING: JobQuerySet.running,
-    Status.SUCCEEDED: JobQuerySet.succeeded,
-    Status.FAILED: JobQuerySet.failed,
-    Status.CANCELLED: JobQuerySet.cancelled,
-}
 
 
 def htmx(request: HttpRequest) -> HtmxDetails:
@@ -227,9 +220,13 @@ class JobFilterForm(forms.Form):
     )
 
     FILTERS = ("q", "status", "queue", "name", "user")
+    names_searched = 1000  # most distinct job names a search compares
+    search_note = ""  # set when a search could not compare every name
+    _names: list[str] | None = None
 
     def __init__(self, *args: Any, show_user: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.show_user = show_user  # False: the jobs are already those of one user
         if not show_user:
             del self.fields["user"]
 
@@ -244,31 +241,74 @@ class JobFilterForm(forms.Form):
             if name in self.fields and value not in (None, "")
         }
 
-    def apply(self, jobs: JobQuerySet, with_status: bool = True) -> JobQuerySet:
+    def apply(
+        self, jobs: JobQuerySet, with_status: bool = True, few: bool | None = None
+    ) -> JobQuerySet:
+        """``jobs`` filtered by the valid values (and by status unless ``with_status`` is off).
+
+        ``few`` is what the caller knows of how many jobs match (from the capped
+        counts): at most a few thousand (``True``), so they are best found through
+        the indexes of the filtered columns, or more (``False``), so walking the
+        table newest first fills a page soonest. ``None``: unknown.
+        """
         values = self.values()
+        if not self.show_user or "user" in values:
+            # One user's jobs: the user index finds them newest first, whatever
+            # else is asked, so no other column's index should look better.
+            few = False
         if with_status and "status" in values:
-            jobs = STATUS_FILTERS[values["status"]](jobs)
+            jobs = jobs.filter(hinted(jobs.db, few, status=values["status"]))
         if "queue" in values:
-            jobs = jobs.filter(queue=values["queue"])
+            jobs = jobs.filter(hinted(jobs.db, few, queue=values["queue"]))
         if "name" in values:
-            jobs = jobs.filter(name=values["name"])
+            jobs = jobs.filter(hinted(jobs.db, few, name=values["name"]))
         if "user" in values:
             # The user's id first, so that the job filter uses the user_id index.
             model = get_user_model()
             found = model._default_manager.filter(**{model.USERNAME_FIELD: values["user"]})
             user_id = found.values_list("pk", flat=True).first()
-            jobs = jobs.none() if user_id is None else jobs.filter(user_id=user_id)
-        if "q" in values:
-            query = values["q"].strip()
-            ident = query.removeprefix("#")
-            is_id = ident.isascii() and ident.isdigit() and len(ident) <= 18
-            if is_id and query.startswith("#"):
-                jobs = jobs.filter(pk=int(ident))  # "#123" is an id: no scan of the names
-            elif is_id:
-                jobs = jobs.filter(Q(name__icontains=query) | Q(pk=int(ident)))
+            if user_id is None:
+                jobs = jobs.none()
             else:
-                jobs = jobs.filter(name__icontains=query)
+                jobs = jobs.filter(hinted(jobs.db, True, user_id=user_id))
+        if "q" in values:
+            jobs = self.search(jobs, values["q"].strip(), few)
         return jobs
+
+    def search(self, jobs: JobQuerySet, query: str, few: bool | None = None) -> JobQuerySet:
+        """Jobs whose name contains ``query`` (any case), or job ``#id`` (or a bare id).
+
+        A substring match in SQL (``icontains``) reads every row of the table, and
+        one that matches nothing reads all of them before the page is empty. The
+        distinct names are few, so they are matched here instead and the jobs are
+        then found through the name index. With more than ``names_searched``
+        distinct names, only the first ones (alphabetically) are searched, and
+        ``search_note`` says so.
+        """
+        ident = query.removeprefix("#")
+        is_id = ident.isascii() and ident.isdigit() and len(ident) <= 18
+        if is_id and query.startswith("#"):
+            return jobs.filter(pk=int(ident))  # "#123" is an id: no look at the names
+        wanted = query.casefold()
+        matched = [name for name in self.job_names(jobs.db) if wanted in name.casefold()]
+        by_name = hinted(jobs.db, few, name__in=matched) if matched else None
+        if is_id:
+            by_id = Q(pk=int(ident))
+            return jobs.filter(Q(by_name) | by_id if by_name else by_id)
+        return jobs.filter(by_name) if by_name else jobs.none()
+
+    def job_names(self, using: str) -> list[str]:
+        """The names a search compares (read once per form)."""
+        if self._names is None:
+            names = Job.objects.using(using).names(self.names_searched + 1)
+            if len(names) > self.names_searched:
+                names = names[: self.names_searched]
+                self.search_note = (
+                    f"Searched the first {self.names_searched} job names (alphabetically); "
+                    "use the exact Name filter for others."
+                )
+            self._names = names
+        return self._names
 
 
 # -- views ------------------------------------------------------------------------------
@@ -349,15 +389,20 @@ class JobListView(DashboardMixin, View):
         show_user = permissions.sees_all_jobs(request.user)
         form = JobFilterForm(request.GET or None, show_user=show_user)
         values = form.values()
-        # The list shows neither results nor meta: a page of big rows need not load them.
-        jobs = form.apply(self.get_queryset()).defer(*self.deferred)
-        page, newer, older = self.paginate(jobs, values.get("before"), values.get("after"))
         filters = {name: values[name] for name in JobFilterForm.FILTERS if name in values}
+        by_status = self.status_counts(form)
+        # The capped counts say whether few jobs match (then the indexes of the
+        # filtered columns find them) or many (then the newest fill a page soonest).
+        matching = by_status[values["status"]] if "status" in values else sum(by_status.values())
+        few = matching <= self.count_cap if filters else None
+        # The list shows neither results nor meta: a page of big rows need not load them.
+        jobs = form.apply(self.get_queryset(), few=few).defer(*self.deferred)
+        page, newer, older = self.paginate(jobs, values.get("before"), values.get("after"))
         context = {
             **self.base_context(),
             "form": form,
             "filters": filters,
-            "counts": self.counts(form, filters),
+            "counts": self.counts(by_status, filters),
             "rows": self.make_rows(page),
             "newest_url": self.url(filters) if values.keys() & {"before", "after"} else "",
             "newer_url": self.url(filters, after=newer) if newer else "",
@@ -375,14 +420,17 @@ class JobListView(DashboardMixin, View):
         url = reverse("async_queue:job-list")
         return f"{url}?{urlencode(params)}" if params else url
 
-    def counts(self, form: JobFilterForm, filters: dict[str, Any]) -> list[dict[str, Any]]:
+    def status_counts(self, form: JobFilterForm) -> dict[str, int]:
         """Jobs per status under the other filters: one statement, each count capped.
 
         A table of millions of finished jobs would make exact counts a scan on every
         page; counts above ``count_cap`` show as "10000+" instead.
         """
         jobs = form.apply(self.get_queryset().select_related(None), with_status=False)
-        by_status = jobs.count_by_status(self.count_cap)
+        return jobs.count_by_status(self.count_cap)
+
+    def counts(self, by_status: dict[str, int], filters: dict[str, Any]) -> list[dict[str, Any]]:
+        """The status links above the list, with their counts."""
         others = {name: value for name, value in filters.items() if name != "status"}
         total = sum(by_status.values())
         counts = [

@@ -87,7 +87,9 @@ def describe(conflict: Conflict, user: Any, refresh_url: str) -> ConflictNotice:
     if shown:
         message = "A background job is working on this object."
     else:
-        message = "Another edit of this object is being saved."
+        # No job holds it: another request's hold() of the same object (PostgreSQL).
+        # A database too busy to write at all is not a conflict but a 503 (SQLite).
+        message = "Another request is saving this object right now; try again in a moment."
     return ConflictNotice(
         keys=conflict.keys,
         jobs=shown,

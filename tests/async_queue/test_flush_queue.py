@@ -47,7 +47,7 @@ def test_survives_raising_exiting_and_forged_jobs(manage):
         str(after.pk): "succeeded",
     }
     forged.refresh_from_db()
-    assert "'os.system' is not in an allowed module" in forged.last_error
+    assert "'os.system' is not a declared job" in forged.last_error
     assert not os.path.exists("/tmp/async-queue-pwned")
     assert Counter.objects.get(name="after").value == 1
 

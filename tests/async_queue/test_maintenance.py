@@ -4,7 +4,7 @@ import json
 import pytest
 from django.db.models.functions import Now
 
-from async_queue import Job, JobError, Status, schedule
+from async_queue import Job, JobError, Status, maintenance, schedule
 from async_queue.maintenance import health
 from tests.testapp import tasks
 
@@ -31,7 +31,12 @@ def test_queue_health_reports_counts_age_failures_and_drain_estimate(manage):
     }
     assert report["due"] == 3
     assert report["by_queue"]["mail"] == {"queued": 3}
-    assert report["by_name"]["tests.testapp.tasks.fail"] == {"failed": 1}
+    # By queue and name: the active jobs only (the history would be a scan).
+    assert report["by_name"] == {
+        "tests.testapp.tasks.record": {"queued": 3},
+        "tests.testapp.tasks.echo": {"queued": 1},
+    }
+    assert report["count_cap"] == 10_000
     assert 30 <= report["oldest_due_age_seconds"] < 120
     assert report["failed_last_hour"] == 1
     assert report["errors_last_hour"] == 1
@@ -45,6 +50,23 @@ def test_health_of_an_empty_queue():
     assert report["due"] == 0
     assert report["oldest_due_age_seconds"] is None
     assert report["estimated_drain_seconds"] == 0.0
+
+
+def test_health_counts_each_finished_status_up_to_the_cap(monkeypatch):
+    monkeypatch.setattr(maintenance, "COUNT_CAP", 2)
+    for _ in range(4):
+        schedule(tasks.echo).execute()
+        schedule(tasks.echo, queue="mail")
+    report = health()
+    assert report["counts"] == {
+        "queued": 4,  # active jobs are counted exactly
+        "running": 0,
+        "succeeded": 3,  # "more than 2"
+        "failed": 0,
+        "cancelled": 0,
+    }
+    assert report["count_cap"] == 2
+    assert report["by_queue"] == {"mail": {"queued": 4}}
 
 
 def _finished(status, days_ago):

@@ -16,6 +16,17 @@ def test_querysets_per_state():
     assert str(queued) == f"#{queued.pk} tests.testapp.tasks.echo (queued)"
 
 
+def test_names_are_the_distinct_names_in_order_up_to_a_limit():
+    assert Job.objects.names(10) == []
+    for name in ("c", "a", "b", "a", "c"):
+        Job.objects.create(name=f"tests.testapp.tasks.{name}")
+    names = [f"tests.testapp.tasks.{name}" for name in "abc"]
+    assert Job.objects.names(10) == names
+    assert Job.objects.names(2) == names[:2]
+    # Of the whole table, whatever the queryset's filters.
+    assert Job.objects.filter(name=names[0]).names(10) == names
+
+
 def test_cancel_only_a_queued_job():
     job = schedule(tasks.echo)
     job.cancel()

@@ -12,7 +12,7 @@ from async_queue import Job, JobError, JobLock, Status, schedule
 from async_queue.fields import UnreadableJSON
 from async_queue.permissions import REDACTED, redact
 from async_queue.templatetags.async_queue import duration
-from async_queue.views import JobListView, call_summary
+from async_queue.views import JobFilterForm, JobListView, call_summary
 from tests.testapp import tasks
 from tests.testapp.models import Counter, Record
 
@@ -240,6 +240,34 @@ def test_search_by_name_and_id(staff):
     assert row_ids(staff.get(url("job-list"), {"q": str(echo.pk)})) == [echo.pk]
     assert row_ids(staff.get(url("job-list"), {"q": f"#{echo.pk}"})) == [echo.pk]
     assert row_ids(staff.get(url("job-list"), {"q": "nothing-like-it"})) == []
+
+
+def test_search_matches_any_part_of_the_name_in_any_case(staff, client):
+    owner = make_user("owner")
+    mine = make_failed(name="tests.testapp.tasks.record", user=owner)
+    other = make_job(name="tests.testapp.tasks.record")
+    make_job(name="tests.testapp.tasks.echo")
+    assert row_ids(staff.get(url("job-list"), {"q": "APP.TASKS.REC"})) == [other.pk, mine.pk]
+    assert row_ids(staff.get(url("job-list"), {"q": "rec", "status": "failed"})) == [mine.pk]
+    assert row_ids(staff.get(url("job-list"), {"q": "rec", "user": "owner"})) == [mine.pk]
+    login(client, owner)
+    assert row_ids(client.get(url("job-list"), {"q": "record"})) == [mine.pk]
+    assert row_ids(client.get(url("job-list"), {"q": "echo"})) == []
+
+
+def test_search_compares_a_bounded_number_of_names_and_says_so(staff, monkeypatch):
+    monkeypatch.setattr(JobFilterForm, "names_searched", 2)
+    jobs = {name: make_job(name=f"tests.testapp.tasks.{name}") for name in ("a", "b", "c")}
+    found = staff.get(url("job-list"), {"q": "tasks.b"})
+    assert row_ids(found) == [jobs["b"].pk]
+    assert b"Searched the first 2 job names" in found.content
+    # "c" is the third name alphabetically: not compared, and the page says why.
+    missed = staff.get(url("job-list"), {"q": "tasks.c"}, **HTMX)
+    assert row_ids(missed) == []
+    assert b"use the exact Name filter" in missed.content
+    assert row_ids(staff.get(url("job-list"), {"name": "tests.testapp.tasks.c"})) == [jobs["c"].pk]
+    monkeypatch.setattr(JobFilterForm, "names_searched", 3)
+    assert b"Searched the first" not in staff.get(url("job-list"), {"q": "tasks"}).content
 
 
 def test_a_user_filter_from_a_non_staff_user_is_ignored(client):

@@ -41,7 +41,7 @@ def forged_calls(traces: Path) -> list[tuple[str, list[object], str]]:
         (f"{FORBIDDEN_MODULE}.touch", [f"{traces}/forbidden"], OUTSIDE),
         ("importlib.import_module", [FORBIDDEN_MODULE], OUTSIDE),
         ("os.system; touch x", [], "is not a dotted path"),
-        # Through an allowed module: its imported ``os`` is a module, not a job.
+        # Through a module of an installed app: its imported ``os`` is a module, not a job.
         ("tests.faultapp.jobs_web.os", [], "not a declared job"),
         ("tests.faultapp.jobs_web.os.system", [f"touch {traces}/nested"], "No module named"),
     ]

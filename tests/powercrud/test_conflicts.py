@@ -223,7 +223,9 @@ def test_describe_names_jobs_owners_and_progress_and_holders_that_are_not_jobs()
     assert notice.message == "A background job is working on this object."
     other = describe(Conflict(["crudapp.book:1"], []), make_user("v2"), refresh_url="/x/")
     assert other.jobs == []
-    assert other.message == "Another edit of this object is being saved."
+    assert other.message == (
+        "Another request is saving this object right now; try again in a moment."
+    )
     assert find_conflict([make_book("Emma", book.author)]) is None
 
 

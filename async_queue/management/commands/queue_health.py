@@ -10,8 +10,9 @@ from async_queue.maintenance import health
 
 class Command(BaseCommand):
     help = (
-        "Print the queue's health as JSON: counts by status, queue and name, the age of the "
-        "oldest due job, failures in the last hour and an estimated time to drain. With "
+        "Print the queue's health as JSON: counts by status (finished ones capped), queued and "
+        "running jobs by queue and name, the age of the oldest due job, failures in the last "
+        "hour and an estimated time to drain. With "
         "--fail-if-older-than, exit 1 when the oldest due job waited longer (for monitoring)."
     )
 

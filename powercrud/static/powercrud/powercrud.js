@@ -6,7 +6,8 @@
  *   "powercrud:close-modal" event (HX-Trigger) or any [data-pc-close] button closes it.
  * - "powercrud:changed" shows its message in #pc-flash; the results partial listens to
  *   the same event (and the bulk mixin's "powercrud:refresh") and reloads itself.
- * - Other error responses are not swapped in; #pc-flash says what the server answered.
+ * - Other error responses are not swapped in; #pc-flash says what the server answered
+ *   (for a busy database, async_queue's "async-queue:busy" message, and the table reloads).
  */
 (function () {
   "use strict";
@@ -59,9 +60,46 @@
     flash(event.detail && event.detail.message, false);
   });
 
+  // The database was too busy to write (async_queue's DatabaseBusyMiddleware, HTTP 503):
+  // show its message where the user looks. In the modal, above the form, whose input
+  // stays for another try; on the list, in #pc-flash, and the table reloads so that its
+  // checkboxes show the selection the server kept (a refused click already ticked one).
+  var BUSY_EVENT = "async-queue:busy";
+
+  function showInModal(message) {
+    var content = document.getElementById("pc-modal-content");
+    var note = content.querySelector(".pc-busy");
+    if (!note) {
+      note = document.createElement("p");
+      note.className = "pc-notice pc-error pc-busy";
+      note.setAttribute("role", "alert");
+      content.prepend(note);
+    }
+    note.textContent = message;
+  }
+
+  document.addEventListener(BUSY_EVENT, function (event) {
+    var message = event.detail && event.detail.message;
+    var dialog = modal();
+    if (message && dialog && dialog.open && dialog.contains(event.target)) {
+      showInModal(message);
+      return;
+    }
+    flash(message, true);
+    document.body.dispatchEvent(new CustomEvent("powercrud:refresh", { bubbles: true }));
+  });
+
+  function isBusy(xhr) {
+    var trigger = xhr.getResponseHeader("HX-Trigger");
+    return xhr.status === 503 && Boolean(trigger) && trigger.indexOf(BUSY_EVENT) !== -1;
+  }
+
   // Other errors (403, 404, 500) are not swapped in: say so instead of doing nothing.
   document.addEventListener("htmx:responseError", function (event) {
     var xhr = event.detail.xhr;
+    if (isBusy(xhr)) {
+      return; // already said, in the server's words
+    }
     flash("The server answered " + xhr.status + (xhr.statusText ? " " + xhr.statusText : "") +
       ": nothing was changed.", true);
   });

@@ -33,6 +33,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # 503 "busy, try again" instead of 500/400 while a job holds SQLite's write lock.
+    "async_queue.middleware.DatabaseBusyMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -73,7 +75,8 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": BASE_DIR / "var" / "db.sqlite3",
+            # SAMPLE_SQLITE: another file (the tests use a temporary one).
+            "NAME": os.environ.get("SAMPLE_SQLITE") or BASE_DIR / "var" / "db.sqlite3",
             "OPTIONS": {"timeout": 20},
         }
     }
