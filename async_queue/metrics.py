@@ -46,7 +46,7 @@ def render(using: str = "default") -> str:
         .values_list("name", "started_at", "finished_at")
     )
     durations: dict[str, list[float]] = {}
-    for name, started, ended in ran.iterator(chunk_size=2000):
+    for name, started, ended in ran:
         entry = durations.setdefault(name, [0.0, 0])
         entry[0] += max((ended - started).total_seconds(), 0.0)
         entry[1] += 1

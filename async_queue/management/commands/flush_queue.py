@@ -3,6 +3,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
@@ -109,6 +110,8 @@ class Command(BaseCommand):
                     worker.drain(options["jobs"], report)
         except DatabaseError as exc:
             raise CommandError(f"Database error, no more jobs run: {exc}") from exc
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from exc
         except WorkerAborted as exc:
             raise CommandError(
                 f"Worker {exc}; the running job was rolled back and requeued."
