@@ -51,9 +51,7 @@ def terminate_heartbeat_backends() -> int:
         pids = [pid for (pid,) in cursor.fetchall()]
         if not pids:
             return 0
-        cursor.execute(
-            "SELECT count(*) FROM unnest(%s) AS p WHERE pg_terminate_backend(p)", [pids]
-        )
+        cursor.execute("SELECT count(*) FROM unnest(%s) AS p WHERE pg_terminate_backend(p)", [pids])
         return cursor.fetchone()[0]
 
 
