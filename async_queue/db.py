@@ -61,18 +61,21 @@ def job_transaction(using: str) -> Iterator[None]:
         connection.transaction_mode = previous
 
 
-def second_connection(using: str, alias: str | None = None) -> BaseDatabaseWrapper:
+def second_connection(
+    using: str, alias: str | None = None, options: dict[str, Any] | None = None
+) -> BaseDatabaseWrapper:
     """A new connection to database ``using`` of its own, outside Django's pool.
 
     A clone of the alias's settings without ``OPTIONS["pool"]``: it never waits for
     a pooled connection the worker's own connection may hold (a pool of one), and
     what it holds (a session lock) never goes back to a pool with it. ``alias``
-    names it (default: ``using``); the caller closes it. Not registered in
-    ``connections``.
+    names it (default: ``using``), ``options`` are added to its ``OPTIONS``; the
+    caller closes it. Not registered in ``connections``.
     """
     main = connections[using]
-    options = {k: v for k, v in main.settings_dict.get("OPTIONS", {}).items() if k != "pool"}
-    return type(main)({**main.settings_dict, "OPTIONS": options}, alias or using)
+    settings = main.settings_dict.get("OPTIONS", {})
+    merged = {**{k: v for k, v in settings.items() if k != "pool"}, **(options or {})}
+    return type(main)({**main.settings_dict, "OPTIONS": merged}, alias or using)
 
 
 def now_sql(connection: BaseDatabaseWrapper) -> str:

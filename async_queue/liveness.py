@@ -59,6 +59,7 @@ class Lease:
         self.queues = list(queues)
         self.snapshot = snapshot
         self.alias = f"{using}__liveness"
+        self.vendor = connections[using].vendor
         self.mode: str | None = None
         self.lost = False
         self._connection: BaseDatabaseWrapper | None = None
@@ -80,7 +81,7 @@ class Lease:
         if self._started:
             return
         main = connections[self.using]
-        if main.vendor == "sqlite":
+        if self.vendor == "sqlite":
             self._file_lock = db.FileLock(self.using, self.worker)
             self._file_lock.acquire()
             self.mode = WorkerMode.DIRECT
@@ -105,6 +106,7 @@ class Lease:
                 self._close()
                 raise
             self._started = True
+        self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._beat_forever, name=f"heartbeat {self.worker}", daemon=True
         )
@@ -147,18 +149,16 @@ class Lease:
 
     def _connect(self) -> BaseDatabaseWrapper:
         if self._connection is None:
-            connection = db.second_connection(self.using, self.alias)
-            # Used by the worker's thread to register and stop, by the heartbeat between.
+            options = None
+            if self.vendor == "sqlite":
+                # Never wait long behind a job's write lock: a late beat costs nothing there.
+                options = {"timeout": min(queue_settings.HEARTBEAT_INTERVAL, 1.0)}
+            connection = db.second_connection(self.using, self.alias, options)
+            # Used by the worker's thread to register, by the heartbeat thread after.
             connection.inc_thread_sharing()
             self._connection = connection
-        connection = self._connection
-        connection.ensure_connection()
-        if connection.vendor == "sqlite":
-            # Never wait long behind a job's write lock: a late beat costs nothing here.
-            busy_ms = int(min(queue_settings.HEARTBEAT_INTERVAL, 1.0) * 1000)
-            with connection.cursor() as cursor:
-                cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
-        return connection
+        self._connection.ensure_connection()
+        return self._connection
 
     def _close(self) -> None:
         connection, self._connection = self._connection, None
@@ -223,10 +223,17 @@ class Lease:
 
     def _beat_forever(self) -> None:
         interval = queue_settings.HEARTBEAT_INTERVAL
-        while not self._stop.wait(interval):
-            # A lost connection is replaced at once, so the lock is back within one beat.
-            if not self._beat() and not self.lost and not self._stop.is_set():
-                self._beat()
+        stop = self._stop
+        while not stop.wait(interval):
+            try:
+                # A lost connection is replaced at once, so the lock is back within a beat.
+                if not self._beat() and not stop.is_set():
+                    self._beat()
+            except Exception:
+                # Whatever it was, the next beat tries again: a thread that died would
+                # have the worker taken for dead behind a pooler.
+                logger.exception("Heartbeat of worker %s failed.", self.worker)
+                self._close()
             if self.lost:
                 return
         self._finish()
@@ -234,11 +241,11 @@ class Lease:
     def _beat(self) -> bool:
         """One heartbeat; False if the database could not be reached."""
         try:
-            connection = self._connect()
+            self._connect()
             if not self._registered:  # SQLite, when the write lock was busy at the start
                 self._register()
                 return True
-            if self.mode == WorkerMode.DIRECT and connection.vendor == "postgresql":
+            if self.mode == WorkerMode.DIRECT and self.vendor == "postgresql":
                 # Cannot fail for long: only a backend of ours that is still exiting holds it.
                 self._lock()
             current, done, failures = self.snapshot()
@@ -253,9 +260,12 @@ class Lease:
                 )
             )
         except DatabaseError as exc:
-            # Quietly: the worker's own loop reports an unreachable database. On SQLite
-            # a job holding the write lock makes a beat late, which is harmless there.
+            # Quietly: the worker's own loop reports an unreachable database.
             logger.debug("Heartbeat of worker %s failed: %s", self.worker, exc)
+            if self.vendor == "sqlite":
+                # A job holds the write lock (its own, or another worker's): this beat is
+                # late, which is harmless where the flock tells who lives.
+                return True
             self._close()
             return False
         if not updated:
