@@ -432,7 +432,7 @@ class Worker:
             send_event("cleanup", job)
         if outcome.status != "deferred":
             self.jobs_done += 1
-            self.failures += outcome.status in ("retrying", Status.FAILED)
+            self.failures += int(outcome.status in ("retrying", Status.FAILED))
         return outcome
 
     def _run(self, job: Job, started: float, reporter: Reporter) -> Outcome:

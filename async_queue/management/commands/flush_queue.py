@@ -16,9 +16,9 @@ class Command(BaseCommand):
     help = (
         "Run due jobs, highest priority first, then oldest first. Without --forever, exits 0 "
         "once no job is due (for cron); with it, waits for new jobs (LISTEN/NOTIFY on "
-        "PostgreSQL, polling on SQLite). Run as many workers, on as many machines, as you "
-        "like. SIGTERM/SIGINT finish the current job and stop; a second signal (or the end "
-        "of --grace) aborts it (rolled back, requeued)."
+        "PostgreSQL, polling on SQLite and behind a connection pooler). Run as many workers, "
+        "on as many machines, as you like. SIGTERM/SIGINT finish the current job and stop; a "
+        "second signal (or the end of --grace) aborts it (rolled back, requeued)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
