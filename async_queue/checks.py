@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
-from .conf import SETTINGS
+from .conf import LEASE_BEATS, SETTINGS
 from .redaction import compile_pattern, normalize_key
 
 
@@ -72,6 +72,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="async_queue.E006",
             )
         )
+    errors.extend(_check_liveness(value))
     return errors
 
 
@@ -165,6 +166,38 @@ def _check_redaction(value: dict[str, Any]) -> list[CheckMessage]:
                     )
                 )
     return errors
+
+
+def _check_liveness(value: dict[str, Any]) -> list[CheckMessage]:
+    """A worker behind a pooler is dead after WORKER_TIMEOUT: several heartbeats must fit in it."""
+    interval = value.get("HEARTBEAT_INTERVAL", SETTINGS["HEARTBEAT_INTERVAL"].default)
+    timeout = value.get("WORKER_TIMEOUT", SETTINGS["WORKER_TIMEOUT"].default)
+    numbers = all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in (interval, timeout)
+    )
+    if not numbers:
+        return []  # E003 said so
+    if interval <= 0:
+        return [
+            Error(
+                f"ASYNC_QUEUE['HEARTBEAT_INTERVAL'] must be more than 0 seconds; got {interval!r}.",
+                hint="The default is 1.0: a worker refreshes its heartbeat every second.",
+                id="async_queue.E030",
+            )
+        ]
+    if timeout < LEASE_BEATS * interval:
+        return [
+            Error(
+                f"ASYNC_QUEUE['WORKER_TIMEOUT'] ({timeout!r}s) must be at least "
+                f"{LEASE_BEATS} x HEARTBEAT_INTERVAL ({LEASE_BEATS * interval:g}s): behind a "
+                "connection pooler a worker whose heartbeat is older than WORKER_TIMEOUT is "
+                "taken for dead and its jobs run again.",
+                hint=f"Raise WORKER_TIMEOUT to {LEASE_BEATS * interval:g} or more (default 30), "
+                "or lower HEARTBEAT_INTERVAL.",
+                id="async_queue.E031",
+            )
+        ]
+    return []
 
 
 @register(Tags.compatibility)

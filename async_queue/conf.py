@@ -11,6 +11,11 @@ from typing import Any
 
 from django.conf import settings as django_settings
 
+# How many heartbeat intervals a worker's heartbeat may be late: on a direct
+# connection, the grace after its liveness lock was lost (it reconnects and takes
+# the lock again at its next beat); behind a pooler, the least WORKER_TIMEOUT.
+LEASE_BEATS = 3
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -48,6 +53,18 @@ SETTINGS: dict[str, Setting] = {
     ),
     "RECOVERY_INTERVAL": Setting(
         10.0, (int, float), "Seconds between a worker's checks for jobs of dead workers."
+    ),
+    "HEARTBEAT_INTERVAL": Setting(
+        1.0,
+        (int, float),
+        "Seconds between two heartbeats of a worker (its Worker row's heartbeat_at), written "
+        "on a connection of its own.",
+    ),
+    "WORKER_TIMEOUT": Setting(
+        30.0,
+        (int, float),
+        "Behind a connection pooler: a worker whose heartbeat is older than this many seconds "
+        "is dead, and its running jobs are recovered. At least 3 x HEARTBEAT_INTERVAL.",
     ),
     "LOCK_RETRY_DELAY": Setting(
         1.0, (int, float), "Seconds a job whose object locks are busy waits before a new try."

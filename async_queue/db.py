@@ -17,17 +17,19 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import OperationalError, connections, transaction
+from django.db import DatabaseError, OperationalError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import F, Lookup, Q
+from django.db.models import BooleanField, DateTimeField, ExpressionWrapper, F, Lookup, Q
+from django.db.models.functions import Now
 from django.db.models.lookups import Exact, In
 
-from .models import Job, JobLock, Status
+from .conf import LEASE_BEATS, queue_settings
+from .models import Job, JobLock, Status, Worker, WorkerMode
 
 # Both backends' "now" as Django's Now() spells it; '%%' because params follow.
 _NOW = {
@@ -95,6 +97,23 @@ def hinted(using: str, few: bool | None, **lookup: Any) -> Q | Lookup:
     lookup_class = _HINTABLE[name or "exact"]
     hinted_class = _hinted_lookup(lookup_class, "unlikely" if few else "likely")
     return hinted_class(F(field), value)
+
+
+def second_connection(
+    using: str, alias: str | None = None, options: dict[str, Any] | None = None
+) -> BaseDatabaseWrapper:
+    """A new connection to database ``using`` of its own, outside Django's pool.
+
+    A clone of the alias's settings without ``OPTIONS["pool"]``: it never waits for
+    a pooled connection the worker's own connection may hold (a pool of one), and
+    what it holds (a session lock) never goes back to a pool with it. ``alias``
+    names it (default: ``using``), ``options`` are added to its ``OPTIONS``; the
+    caller closes it. Not registered in ``connections``.
+    """
+    main = connections[using]
+    settings = main.settings_dict.get("OPTIONS", {})
+    merged = {**{k: v for k, v in settings.items() if k != "pool"}, **(options or {})}
+    return type(main)({**main.settings_dict, "OPTIONS": merged}, alias or using)
 
 
 def now_sql(connection: BaseDatabaseWrapper) -> str:
@@ -314,8 +333,7 @@ def declared_by_running_job(using: str, keys: Sequence[str]) -> bool:
     Asked on a connection of its own, so that the caller's transaction stays unread
     and may still wait for the write lock (see ``take_write_lock``).
     """
-    connection = connections[using]
-    side = type(connection)(connection.settings_dict, using)
+    side = second_connection(using)
     table, locks = Job._meta.db_table, JobLock._meta.db_table
     try:
         with side.cursor() as cursor:
@@ -347,12 +365,25 @@ def take_job_locks(using: str, job: Job) -> bool:
 
 # -- worker liveness --------------------------------------------------------------------
 #
-# A worker holds a lock for as long as its process and database connection live:
-# on PostgreSQL a session-level advisory lock in the two-integer key space (which
-# cannot collide with the bigint space of object locks), elsewhere an flock() on a
-# file next to the SQLite database. A running job whose worker's lock is free
-# belongs to a dead worker; there is no timeout to tune and no live job is ever
-# taken from its worker.
+# Every worker has a Worker row whose heartbeat_at it refreshes every
+# HEARTBEAT_INTERVAL seconds on a connection of its own (``liveness.Lease``). How
+# the others tell that it died depends on its path to the database (its row's mode):
+#
+# - **direct** (PostgreSQL): it also holds a session advisory lock on that
+#   connection, in the two-integer key space (which cannot collide with the bigint
+#   space of object locks). The lock vanishes with the process, so a kill -9 is
+#   noticed within seconds. A lost connection loses the lock too (the worker takes
+#   it again at its next beat), so a worker is dead only when its lock is free *and*
+#   its heartbeat is older than LEASE_BEATS intervals.
+# - **pooled** (behind PgBouncer or another pooler, where a session lock would stay
+#   on a server connection after the worker died, or move away from a live one): no
+#   lock; a worker is dead when its heartbeat is older than WORKER_TIMEOUT.
+# - **SQLite**: an flock() on a file next to the database, held by the process; the
+#   row and its heartbeat are for the dashboard.
+#
+# Whoever finds a worker dead marks its row lost with a conditional UPDATE (one
+# rescuer wins) and recovers its running jobs. A running job whose worker has a
+# lost or stopped row, or no row and no lock, is recovered too.
 
 
 def _liveness_key(worker: str) -> tuple[int, int]:
@@ -366,44 +397,93 @@ def _liveness_key(worker: str) -> tuple[int, int]:
     )
 
 
+def pooler(connection: BaseDatabaseWrapper) -> str:
+    """PostgreSQL: what betrays a connection pooler between ``connection`` and the server.
+
+    "" for a direct connection. Behind a pooler the server process that runs our
+    statements is not the one the connection was told about at its start (PgBouncer
+    makes one up), and with transaction pooling it may change between two
+    transactions. Refuses statement pooling, which cannot run a job's transaction.
+    """
+    connection.ensure_connection()
+    told = getattr(getattr(connection.connection, "info", None), "backend_pid", None)
+    pids = []
+    with connection.cursor() as cursor:
+        try:
+            cursor.execute("BEGIN")
+            for _ in range(2):
+                cursor.execute("SELECT pg_backend_pid()")
+                pids.append(cursor.fetchone()[0])
+            cursor.execute("COMMIT")
+        except DatabaseError as exc:
+            if "statement pooling" in str(exc):
+                raise ImproperlyConfigured(
+                    f"The database connection goes through a pooler in statement pooling mode "
+                    f"({exc}). A job runs in one transaction: use transaction (or session) "
+                    "pooling for the workers' database settings, or connect them directly."
+                ) from exc
+            raise
+        cursor.execute("SELECT pg_backend_pid()")
+        pids.append(cursor.fetchone()[0])
+    if pids[0] != pids[1]:
+        raise ImproperlyConfigured(
+            "The database connection goes through a pooler that moved one transaction between "
+            f"two server processes ({pids[0]}, {pids[1]}): a job runs in one transaction. Use "
+            "transaction (or session) pooling for the workers, or connect them directly."
+        )
+    if pids[2] != pids[0]:
+        return (
+            f"transaction pooling: the server process changed between two transactions "
+            f"({pids[0]}, then {pids[2]})"
+        )
+    if told is not None and told != pids[0]:
+        return f"the connection was told of server process {told}, the server runs {pids[0]}"
+    return ""
+
+
+def take_session_lock(connection: BaseDatabaseWrapper, worker: str) -> bool:
+    """PostgreSQL, direct connections: hold ``worker``'s liveness lock on ``connection``."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", _liveness_key(worker))
+        return bool(cursor.fetchone()[0])
+
+
+def release_session_lock(connection: BaseDatabaseWrapper, worker: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(%s, %s)", _liveness_key(worker))
+
+
 def _liveness_dir(using: str) -> Path:
     name = Path(str(connections[using].settings_dict["NAME"]))
     return name.parent / f"{name.name}.workers"
 
 
-class Liveness:
-    """The lock a worker holds while it lives (see above)."""
+def _file_name(worker: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in worker) + ".lock"
+
+
+class FileLock:
+    """SQLite: the flock() a worker process holds on a file next to the database while it lives."""
 
     def __init__(self, using: str, worker: str) -> None:
         self.using = using
         self.worker = worker
-        self._held_on: object | None = None
         self._file: Any = None
 
-    def ensure(self) -> None:
-        """Hold the lock on the current connection (again, if it was replaced)."""
-        connection = connections[self.using]
-        if connection.vendor == "postgresql":
-            connection.ensure_connection()
-            if self._held_on is connection.connection:
-                return
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", _liveness_key(self.worker))
-                if not cursor.fetchone()[0]:
-                    raise RuntimeError(f"Worker id {self.worker!r} is already in use.")
-            self._held_on = connection.connection
-        elif self._file is None:
-            directory = _liveness_dir(self.using)
-            directory.mkdir(exist_ok=True)
-            self._file = open(directory / _file_name(self.worker), "w")  # noqa: SIM115
-            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    def acquire(self) -> None:
+        if self._file is not None:
+            return
+        directory = _liveness_dir(self.using)
+        directory.mkdir(exist_ok=True)
+        handle = open(directory / _file_name(self.worker), "w")  # noqa: SIM115
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise RuntimeError(f"Worker id {self.worker!r} is already in use.") from None
+        self._file = handle
 
     def release(self) -> None:
-        connection = connections[self.using]
-        if self._held_on is not None and self._held_on is connection.connection:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", _liveness_key(self.worker))
-        self._held_on = None
         if self._file is not None:
             with contextlib.suppress(OSError):
                 os.unlink(self._file.name)
@@ -411,12 +491,8 @@ class Liveness:
             self._file = None
 
 
-def _file_name(worker: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in worker) + ".lock"
-
-
-def dead_workers(using: str, workers: set[str]) -> set[str]:
-    """The workers among ``workers`` whose liveness lock nobody holds."""
+def _unlocked(using: str, workers: set[str]) -> set[str]:
+    """The workers among ``workers`` whose liveness lock (or flock) nobody holds."""
     connection = connections[using]
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -432,20 +508,73 @@ def dead_workers(using: str, workers: set[str]) -> set[str]:
             if tuple(k & 0xFFFFFFFF for k in _liveness_key(worker)) not in held
         }
     directory = _liveness_dir(using)
-    dead = set()
+    free = set()
     for worker in workers:
         path = directory / _file_name(worker)
         try:
             with open(path, "a") as handle:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except FileNotFoundError:
-            dead.add(worker)
+            free.add(worker)
         except BlockingIOError:
             continue
         else:
-            dead.add(worker)
+            free.add(worker)
             with contextlib.suppress(OSError):
                 path.unlink()
+    return free
+
+
+def _before(seconds: float) -> ExpressionWrapper:
+    """The database clock's now, ``seconds`` ago."""
+    return ExpressionWrapper(Now() - timedelta(seconds=seconds), output_field=DateTimeField())
+
+
+def dead_workers(using: str, workers: set[str]) -> set[str]:
+    """The workers among ``workers`` that died: their running jobs are this caller's to recover.
+
+    A worker found dead is marked lost by a conditional UPDATE that checks its
+    heartbeat again, so of two rescuers only one gets it, and a worker that beat
+    in the meantime is left alone. Workers already lost or stopped are dead too.
+    """
+    if not workers:
+        return set()
+    connection = connections[using]
+    now_sql(connection)  # refuses an unsupported database with a clear error
+    rows = Worker.objects.using(using).filter(name__in=workers)
+    known = {
+        name: (mode, ended)
+        for name, mode, ended in rows.annotate(
+            ended=ExpressionWrapper(
+                Q(lost_at__isnull=False) | Q(stopped_at__isnull=False),
+                output_field=BooleanField(),
+            )
+        ).values_list("name", "mode", "ended")
+    }
+    pooled = {name for name, (mode, _) in known.items() if mode == WorkerMode.POOLED}
+    unlocked = _unlocked(using, workers - pooled)
+    late = {
+        WorkerMode.DIRECT: _before(LEASE_BEATS * queue_settings.HEARTBEAT_INTERVAL),
+        WorkerMode.POOLED: _before(queue_settings.WORKER_TIMEOUT),
+    }
+    live = rows.filter(lost_at__isnull=True, stopped_at__isnull=True)
+    dead = set()
+    for name in sorted(workers):
+        if name not in known:
+            if name in unlocked:  # no row (a worker of an older version): its lock decides
+                dead.add(name)
+            continue
+        mode, ended = known[name]
+        if ended:
+            dead.add(name)
+            continue
+        if name not in pooled and name not in unlocked:
+            continue
+        mark = live.filter(name=name)
+        if connection.vendor != "sqlite":  # SQLite's flock is exact; elsewhere ask the lease
+            mark = mark.filter(heartbeat_at__lt=late[mode])
+        if mark.update(lost_at=Now()):
+            dead.add(name)
     return dead
 
 
@@ -455,16 +584,21 @@ CHANNEL = "async_queue"
 
 
 class Waiter:
-    """Sleep until a job may be due: LISTEN/NOTIFY on PostgreSQL, polling elsewhere."""
+    """Sleep until a job may be due: LISTEN/NOTIFY on PostgreSQL, polling elsewhere.
 
-    def __init__(self, using: str) -> None:
+    ``polling``: poll on PostgreSQL too. Behind a pooler with transaction pooling
+    a LISTEN stays on the server connection it ran on, so it never delivers.
+    """
+
+    def __init__(self, using: str, *, polling: bool = False) -> None:
         self.using = using
+        self.polling = polling
         self._listening_on: object | None = None
 
     def wait(self, seconds: float) -> bool:
         """Wait up to ``seconds``; True if woken by a notification."""
         connection = connections[self.using]
-        if connection.vendor != "postgresql":
+        if connection.vendor != "postgresql" or self.polling:
             time.sleep(seconds)
             return False
         connection.ensure_connection()
@@ -477,17 +611,47 @@ class Waiter:
             return any(True for _ in raw.notifies(timeout=seconds, stop_after=1))
 
 
-# -- timeouts -----------------------------------------------------------------------------
+# -- the job connection -------------------------------------------------------------------
 
 
-def limit_statements(using: str, seconds: float | None) -> None:
-    """PostgreSQL: cancel any statement of the current transaction running past ``seconds``."""
+def prepare_session(using: str, *, pooled: bool) -> None:
+    """PostgreSQL, direct: let the worker's connection idle inside a job's transaction.
+
+    A job may wait inside its transaction (on an API, on a lock) for longer than an
+    ``idle_in_transaction_session_timeout`` set for the database or role, which
+    would end the session and fail every attempt. Set once per session; behind a
+    pooler a session setting would land on some server connection, so there
+    ``limit_statements`` sets it per transaction instead.
+    """
     connection = connections[using]
-    if seconds and connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT set_config('statement_timeout', %s, true)", [f"{int(seconds * 1000)}ms"]
-            )
+    if connection.vendor != "postgresql" or pooled:
+        return
+    connection.ensure_connection()
+    raw = connection.connection
+    if connection.__dict__.get("_async_queue_prepared") is raw:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET idle_in_transaction_session_timeout = 0")
+    connection.__dict__["_async_queue_prepared"] = raw
+
+
+def limit_statements(using: str, seconds: float | None, *, pooled: bool = False) -> None:
+    """PostgreSQL: settings of the current (job) transaction, in one statement.
+
+    Cancels any statement running past ``seconds``; behind a pooler (``pooled``)
+    also lifts ``idle_in_transaction_session_timeout`` (see ``prepare_session``).
+    """
+    connection = connections[using]
+    if connection.vendor != "postgresql" or not (seconds or pooled):
+        return
+    settings, params = [], []
+    if seconds:
+        settings.append("set_config('statement_timeout', %s, true)")
+        params.append(f"{int(seconds * 1000)}ms")
+    if pooled:
+        settings.append("set_config('idle_in_transaction_session_timeout', '0', true)")
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(settings)}", params)
 
 
 # SQLSTATEs of a connection the server ended or lost (not of anything the job did).

@@ -43,6 +43,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models.functions import Now
 
 from .conf import queue_settings
+from .db import second_connection
 from .exceptions import InvalidJobState, JobCancelled
 from .models import Job, Status
 from .signals import send_event
@@ -125,9 +126,10 @@ class RowStore(ProgressStore):
 
     @property
     def connection(self) -> BaseDatabaseWrapper:
-        # Not the worker's own connection: that one is inside the job's transaction.
+        # Not the worker's own connection: that one is inside the job's transaction. Not
+        # from Django's pool either, which the worker's connection may use up.
         if self._connection is None:
-            self._connection = connections.create_connection(self.using)
+            self._connection = second_connection(self.using)
         return self._connection
 
     def write(self, job: Job, current: int, total: int | None, message: str) -> bool:

@@ -14,16 +14,20 @@ attempt not counted). A job running past its timeout is interrupted (SIGALRM,
 and ``statement_timeout`` on PostgreSQL) and fails the attempt. A failing job
 (any exception, ``sys.exit()`` included) never stops the worker.
 
-Crash recovery: a worker holds a liveness lock while it lives (``db.Liveness``);
-every ``RECOVERY_INTERVAL`` seconds, and when a drain starts, a worker requeues
-the running jobs of workers whose lock is gone, counting the lost attempt (and
-its own, whose failure it could not record when it lost its connection).
+Crash recovery: a worker holds a lease while it lives (``liveness.Lease``: a
+``Worker`` row whose heartbeat a thread refreshes on a connection of its own, and
+on a direct connection a session lock there); every ``RECOVERY_INTERVAL``
+seconds, and when a drain starts, a worker requeues the running jobs of dead
+workers (``db.dead_workers``), counting the lost attempt (and its own, whose
+failure it could not record when it lost its connection). A worker that was
+declared lost registers again under a new name before its next claim.
 The worker keeps its database connections between jobs whatever
 ``CONN_MAX_AGE`` says, closing only ones that broke.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
@@ -58,7 +62,9 @@ from .exceptions import (
     WorkerAborted,
 )
 from .fields import UnreadableJSON
+from .liveness import Lease
 from .models import Job, JobError, Status
+from .models import Worker as WorkerRow
 from .progress import ProgressStore, Reporter, _reporter
 from .retries import retry_delay
 from .signals import send_event
@@ -183,13 +189,35 @@ class Worker:
         self.worker_id = worker_id or default_worker_id()
         self.stopping = False
         self.current: Job | None = None
-        self.liveness = db.Liveness(using, self.worker_id)
+        self.jobs_done = 0  # attempts run to an end (not deferred)
+        self.failures = 0  # attempts that failed
+        self.liveness = self._lease()
         self._progress: ProgressStore | None = None
         self.waiter = db.Waiter(using)
         self._next_recovery = 0.0
         self._next_periodic = 0.0
         self._trouble_since: float | None = None
         self._next_trouble_log = 0.0
+
+    def _lease(self) -> Lease:
+        return Lease(self.using, self.worker_id, queues=self.queues, snapshot=self._snapshot)
+
+    def _snapshot(self) -> tuple[int | None, int, int]:
+        """What the heartbeat reports: the current job, attempts done, attempts failed."""
+        current = self.current
+        return (None if current is None else current.pk), self.jobs_done, self.failures
+
+    def _alive(self) -> None:
+        """Before a claim: hold the lease, under a new name if the old one was declared lost."""
+        if self.liveness.lost:
+            old = self.worker_id
+            self.liveness.release()
+            self.worker_id = default_worker_id()
+            self.liveness = self._lease()
+            logger.warning("Worker %s was declared lost; it goes on as %s.", old, self.worker_id)
+        self.liveness.ensure()
+        self.waiter.polling = self.liveness.pooled
+        db.prepare_session(self.using, pooled=self.liveness.pooled)
 
     def __enter__(self) -> Worker:
         return self
@@ -207,7 +235,7 @@ class Worker:
         self.recover_if_due()
         self.periodic_if_due()
         while not self.stopping and (max_jobs is None or count < max_jobs):
-            self.liveness.ensure()
+            self._alive()
             job = db.claim(self.using, self.worker_id, queues=self.queues, prefix=self.prefix)
             self._database_back()
             if job is None:
@@ -266,7 +294,7 @@ class Worker:
         return self._progress
 
     def close(self) -> None:
-        """Release this worker's liveness lock and progress connection (no job running)."""
+        """End this worker's lease and close its progress connection (no job running)."""
         with contextlib.suppress(DatabaseError):
             self.liveness.release()
         if self._progress is not None:
@@ -386,7 +414,7 @@ class Worker:
         dead = db.dead_workers(self.using, workers - {self.worker_id})
         if self.worker_id in workers:
             dead.add(self.worker_id)
-        recovered = 0
+        recovered: collections.Counter[str] = collections.Counter()
         for job in running.filter(worker__in=dead):
             if job.worker == self.worker_id:
                 lost = RuntimeError(
@@ -396,9 +424,13 @@ class Worker:
                 lost = RuntimeError(f"Worker {job.worker} was lost while running this job.")
             outcome = self._failed(job, lost, time.monotonic(), worker=job.worker, lost=True)
             if outcome.status != "fenced":
-                recovered += 1
+                recovered[job.worker] += 1
                 logger.warning("Job %s: %s", job.pk, lost)
-        return recovered
+        for name, count in recovered.items():
+            WorkerRow.objects.using(self.using).filter(name=name).update(
+                recovered=models.F("recovered") + count
+            )
+        return sum(recovered.values())
 
     # -- one job ------------------------------------------------------------------
 
@@ -409,7 +441,7 @@ class Worker:
                 "This job has no row yet: schedule() writes it when the surrounding "
                 "transaction commits."
             )
-        self.liveness.ensure()
+        self._alive()
         try:
             claimed = db.claim(self.using, self.worker_id, job_id=job.pk)
             if claimed is None:
@@ -426,12 +458,16 @@ class Worker:
         reporter = Reporter(job, self.progress)
         send_event("started", job)
         try:
-            return self._run(job, started, reporter)
+            outcome = self._run(job, started, reporter)
         finally:
             self.current = None
             if reporter.current is not None:
                 self.progress.clear(job)
             send_event("cleanup", job)
+        if outcome.status != "deferred":
+            self.jobs_done += 1
+            self.failures += int(outcome.status in ("retrying", Status.FAILED))
+        return outcome
 
     def _run(self, job: Job, started: float, reporter: Reporter) -> Outcome:
         if (unrunnable := _unrunnable(job)) is not None:
@@ -449,7 +485,7 @@ class Worker:
             with self._time_limit(timeout), db.job_transaction(self.using):
                 if not db.take_job_locks(self.using, job):
                     raise _LocksBusy
-                db.limit_statements(self.using, timeout)
+                db.limit_statements(self.using, timeout, pooled=self.liveness.pooled)
                 result = _storable(function(*job.args, **job.kwargs))
                 self._complete(job, result, reporter)
             committed = True

@@ -4,6 +4,7 @@ Worker subprocesses started by the tests use these settings too; the test run
 passes them the test database's name in ASYNC_QUEUE_TEST_DB_NAME.
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -110,7 +111,18 @@ ASYNC_QUEUE: dict = {
             },
         }
     },
+    "HEARTBEAT_INTERVAL": 0.2,
 }
+
+# Worker subprocesses of the fault suite may get settings and database OPTIONS of
+# their own (JSON): a small WORKER_TIMEOUT, Django's pool, libpq options.
+if _extra := os.environ.get("ASYNC_QUEUE_TEST_SETTINGS"):
+    ASYNC_QUEUE.update(json.loads(_extra))
+if _options := os.environ.get("ASYNC_QUEUE_TEST_DB_OPTIONS"):
+    DATABASES["default"]["OPTIONS"] = {
+        **DATABASES["default"].get("OPTIONS", {}),
+        **json.loads(_options),
+    }
 
 if interval := os.environ.get("ASYNC_QUEUE_TEST_PERIODIC"):  # workers of the periodic tests
     ASYNC_QUEUE["PERIODIC"] = [

@@ -44,10 +44,22 @@ def test_a_bad_pattern_is_named_with_the_reason():
         ({"REDACT_KEYS": "iban"}, ["async_queue.E003"]),
         ({"SHOW_MAX_BYTES": -1}, ["async_queue.E004"]),
         ({"MAX_RESULT_BYTES": 1.5}, ["async_queue.E003"]),
+        ({"HEARTBEAT_INTERVAL": 0}, ["async_queue.E030"]),
+        ({"WORKER_TIMEOUT": 2}, ["async_queue.E031"]),
+        ({"WORKER_TIMEOUT": 1, "HEARTBEAT_INTERVAL": 0.5}, ["async_queue.E031"]),
     ],
 )
 def test_bad_settings_are_reported_with_stable_ids(value, expected):
     assert ids(ASYNC_QUEUE=value) == expected
+
+
+def test_a_short_worker_timeout_names_the_least_value():
+    with override_settings(ASYNC_QUEUE={"WORKER_TIMEOUT": 2, "HEARTBEAT_INTERVAL": 1}):
+        (error,) = check_settings()
+    assert "['WORKER_TIMEOUT'] (2s) must be at least 3 x HEARTBEAT_INTERVAL (3s)" in error.msg
+    assert "Raise WORKER_TIMEOUT to 3 or more" in error.hint
+    with override_settings(ASYNC_QUEUE={"WORKER_TIMEOUT": 3, "HEARTBEAT_INTERVAL": 1}):
+        assert check_settings() == []
 
 
 def test_unknown_key_hint_lists_the_known_keys():

@@ -1,7 +1,8 @@
 """Row 2: fenced completion. A falsely rescued job commits exactly once.
 
-The queue has no time-based rescue threshold to set below a job's runtime: a
-worker's job is only requeued once its liveness lock is free. So the false
+No threshold depends on a job's runtime: a worker's job is only requeued once
+its liveness lock is free and its heartbeat late (behind a pooler, once its
+heartbeat is older than WORKER_TIMEOUT, however long the job). So the false
 rescue is forced: the real crash recovery (``Worker.recover()``) runs while
 the first runner is still mid-job, told that every worker is dead. A second
 real worker then claims the job and runs it next to the first one.

@@ -3,6 +3,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
@@ -15,9 +16,9 @@ class Command(BaseCommand):
     help = (
         "Run due jobs, highest priority first, then oldest first. Without --forever, exits 0 "
         "once no job is due (for cron); with it, waits for new jobs (LISTEN/NOTIFY on "
-        "PostgreSQL, polling on SQLite). Run as many workers, on as many machines, as you "
-        "like. SIGTERM/SIGINT finish the current job and stop; a second signal (or the end "
-        "of --grace) aborts it (rolled back, requeued)."
+        "PostgreSQL, polling on SQLite and behind a connection pooler). Run as many workers, "
+        "on as many machines, as you like. SIGTERM/SIGINT finish the current job and stop; a "
+        "second signal (or the end of --grace) aborts it (rolled back, requeued)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -109,6 +110,8 @@ class Command(BaseCommand):
                     worker.drain(options["jobs"], report)
         except DatabaseError as exc:
             raise CommandError(f"Database error, no more jobs run: {exc}") from exc
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from exc
         except WorkerAborted as exc:
             raise CommandError(
                 f"Worker {exc}; the running job was rolled back and requeued."
