@@ -163,6 +163,7 @@ class Job(models.Model):
         max_length=100,
         blank=True,
         default="",
+        db_default="",  # rows written by raw SQL (bulk loaders, other languages) too
         help_text="The configured tracker mirroring this job: a key of ASYNC_QUEUE['TRACKERS'], "
         "'' for the TRACKER setting, '-' for none.",
     )

@@ -19,6 +19,7 @@ class Migration(migrations.Migration):
             name="tracker",
             field=models.CharField(
                 blank=True,
+                db_default="",
                 default="",
                 help_text="The configured tracker mirroring this job: a key of ASYNC_QUEUE['TRACKERS'], '' for the TRACKER setting, '-' for none.",
                 max_length=100,
