@@ -211,6 +211,8 @@ class Worker:
             if report:
                 report(outcome)
             self._keep_connections_healthy()
+            # Also during a long backlog: a dead worker's job must not wait for it to end.
+            self.recover_if_due()
         return count
 
     def run_forever(
