@@ -180,7 +180,7 @@ class Worker:
             self.liveness.release()
             self.worker_id = default_worker_id()
             self.liveness = self._lease()
-            logger.warning("Worker %s was declared lost; it goes on as %s.", old, self.worker_id)
+            logger.info("Worker %s, declared lost, goes on as %s.", old, self.worker_id)
         self.liveness.ensure()
         self.waiter.polling = self.liveness.pooled
         db.prepare_session(self.using, pooled=self.liveness.pooled)
