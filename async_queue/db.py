@@ -525,7 +525,7 @@ def _unlocked(using: str, workers: set[str]) -> set[str]:
     return free
 
 
-def _before(seconds: float) -> ExpressionWrapper:
+def seconds_ago(seconds: float) -> ExpressionWrapper:
     """The database clock's now, ``seconds`` ago."""
     return ExpressionWrapper(Now() - timedelta(seconds=seconds), output_field=DateTimeField())
 
@@ -554,8 +554,8 @@ def dead_workers(using: str, workers: set[str]) -> set[str]:
     pooled = {name for name, (mode, _) in known.items() if mode == WorkerMode.POOLED}
     unlocked = _unlocked(using, workers - pooled)
     late = {
-        WorkerMode.DIRECT: _before(LEASE_BEATS * queue_settings.HEARTBEAT_INTERVAL),
-        WorkerMode.POOLED: _before(queue_settings.WORKER_TIMEOUT),
+        WorkerMode.DIRECT: seconds_ago(LEASE_BEATS * queue_settings.HEARTBEAT_INTERVAL),
+        WorkerMode.POOLED: seconds_ago(queue_settings.WORKER_TIMEOUT),
     }
     live = rows.filter(lost_at__isnull=True, stopped_at__isnull=True)
     dead = set()

@@ -208,7 +208,7 @@ class Lease:
             rows = rows.filter(
                 Q(stopped_at__isnull=False)
                 | Q(lost_at__isnull=False)
-                | Q(heartbeat_at__lt=db._before(queue_settings.WORKER_TIMEOUT))
+                | Q(heartbeat_at__lt=db.seconds_ago(queue_settings.WORKER_TIMEOUT))
             )
         if rows.update(**values):
             self._registered = True
@@ -270,8 +270,8 @@ class Lease:
             return False
         if not updated:
             logger.warning(
-                "Worker %s was declared lost (its heartbeat was late): it stops claiming "
-                "under this name and registers again.",
+                "Worker %s was declared lost (its heartbeat was late): a job it still runs "
+                "will not commit, and it registers again under a new id before its next claim.",
                 self.worker,
             )
             self.lost = True

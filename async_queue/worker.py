@@ -214,7 +214,7 @@ class Worker:
             self.liveness.release()
             self.worker_id = default_worker_id()
             self.liveness = self._lease()
-            logger.warning("Worker %s was declared lost; it goes on as %s.", old, self.worker_id)
+            logger.info("Worker %s, declared lost, goes on as %s.", old, self.worker_id)
         self.liveness.ensure()
         self.waiter.polling = self.liveness.pooled
         db.prepare_session(self.using, pooled=self.liveness.pooled)
@@ -245,6 +245,8 @@ class Worker:
             if report:
                 report(outcome)
             self._keep_connections_healthy()
+            # Also during a long backlog: a dead worker's job must not wait for it to end.
+            self.recover_if_due()
         return count
 
     def run_forever(
