@@ -61,9 +61,10 @@ transaction block, the tracker does not write through that connection (a
 
 - PostgreSQL (and any multi-writer database): it writes through a second
   connection to the same database, registered in this thread as
-  ``"<alias>__tracker"`` (a clone of the alias's settings, with a
-  ``lock_timeout`` of ``side_lock_timeout`` seconds so it can never hang a job),
-  in autocommit: the progress is visible at once and survives a rollback. The
+  ``"<alias>__tracker"`` (a clone of the alias's settings, outside Django's
+  pool), each write in a short transaction of its own with a ``lock_timeout`` of
+  ``side_lock_timeout`` seconds, so it can never hang a job: the progress is
+  visible at once and survives a rollback. The
   connection is closed when the job's outcome (or ``cleanup``) arrives. If a
   write there fails (the job's body itself locked your record, say), it is
   logged, and the job's later values are buffered as on SQLite.
@@ -482,10 +483,22 @@ class Tracker:
     def _write_aside(
         self, job: Job, values: Mapping[str, Any], using: str, payload: Mapping[str, Any]
     ) -> None:
-        """Write on the side connection, outside the transaction the job's body runs in."""
-        side = side_connection(using, self.side_lock_timeout)
+        """Write on the side connection, outside the transaction the job's body runs in.
+
+        In a short transaction of its own whose ``lock_timeout`` (PostgreSQL, set for
+        that transaction only, so it holds behind a transaction pooler too) bounds how
+        long a write can wait for a row lock.
+        """
+        side = side_connection(using)
         try:
-            self.write(job, values, side.alias, payload)
+            with transaction.atomic(using=side.alias):
+                if side.vendor == "postgresql":
+                    with side.cursor() as cursor:
+                        cursor.execute(
+                            "SELECT set_config('lock_timeout', %s, true)",
+                            [f"{int(self.side_lock_timeout * 1000)}ms"],
+                        )
+                self.write(job, values, side.alias, payload)
         except Exception:
             side.close()  # a failed or timed-out write must not leave a broken connection
             raise
@@ -494,28 +507,19 @@ class Tracker:
 # -- the side connection (PostgreSQL) ----------------------------------------------------
 
 
-def side_connection(alias: str, lock_timeout: float) -> BaseDatabaseWrapper:
+def side_connection(alias: str) -> BaseDatabaseWrapper:
     """A second connection to database ``alias`` in this thread, as ``alias + "__tracker"``.
 
-    It is a clone of the alias's settings, registered only in this thread's
-    ``connections`` (not in ``settings.DATABASES``), without a pool, with
-    PostgreSQL's ``lock_timeout`` set so a write can never wait on a row lock for
-    longer than ``lock_timeout`` seconds.
+    ``db.second_connection()`` (a clone of the alias's settings, outside Django's
+    pool), registered only in this thread's ``connections`` (not in
+    ``settings.DATABASES``) so that the ORM can write through it.
     """
+    from .db import second_connection
+
     name = alias + SIDE_SUFFIX
     with contextlib.suppress(ConnectionDoesNotExist):
-        side = connections[name]
-        if side.__dict__.get("_async_queue_lock_timeout", lock_timeout) == lock_timeout:
-            return side
-        side.close()
-    main = connections[alias]
-    options = {**main.settings_dict.get("OPTIONS", {})}
-    options.pop("pool", None)
-    if main.vendor == "postgresql":
-        libpq = f"{options.get('options', '')} -c lock_timeout={int(lock_timeout * 1000)}"
-        options["options"] = libpq.strip()
-    side = type(main)({**main.settings_dict, "OPTIONS": options}, alias=name)
-    side.__dict__["_async_queue_lock_timeout"] = lock_timeout
+        return connections[name]
+    side = second_connection(alias, name)
     connections[name] = side
     return side
 
