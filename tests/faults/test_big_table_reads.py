@@ -5,9 +5,10 @@ queued, 50 names, finished 60 days ago), then given what a live queue has on
 top: jobs that finished in the last seconds, running jobs, a rare job name,
 and a non-staff user with jobs of their own. Each page's answer is checked
 against what was written, then it is timed 5 times after a warm-up (the scrape
-and queue_health 9 times): the bounds hold the fastest time, what the work
-costs, since on this shared 2-core machine other processes only ever add to
-it; the medians are reported too. The scrape's and queue_health's work grows
+and queue_health 9 times). The bounds hold what the work costs, which other
+processes on this shared 2-core machine do not change: on SQLite (inside this
+process) the least CPU time, on PostgreSQL the fastest wall-clock time; the
+wall-clock medians are reported too. The scrape's and queue_health's work grows
 with the active jobs (here the 20,000 queued rows of the history), not with
 the finished ones.
 """
@@ -30,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from async_queue import Job, Status
 from async_queue.maintenance import COUNT_CAP, health
 from tests.faults.bigtable import fill_jobs
-from tests.faults.conftest import FULL, report, size
+from tests.faults.conftest import FULL, on_postgres, report, size
 
 RARE = "tests.faultapp.jobs.rare_report"
 RECENT = "tests.faultapp.jobs.recent"
@@ -40,21 +41,30 @@ SCRAPE_BOUND = 0.1 if FULL else 0.5
 PAGE_BOUND = 0.2 if FULL else 0.5
 
 
-def sample_seconds(call: Callable[[], object], samples: int) -> list[float]:
-    call()  # warm the caches, as the next scrape or visit would find them
-    timings = []
-    for _ in range(samples):
-        started = time.monotonic()
-        call()
-        timings.append(time.monotonic() - started)
-    return timings
-
-
 def cost_seconds(call: Callable[[], object], samples: int = 9) -> dict[str, float]:
-    """The fastest of ``samples`` calls (what the work costs: the 2 cores here are shared,
-    and other processes only ever add time) and their median."""
-    timings = sample_seconds(call, samples)
-    return {"min": round(min(timings), 4), "median": round(statistics.median(timings), 4)}
+    """Wall-clock and CPU seconds of ``call`` after a warm-up: the fastest and the median."""
+    call()  # warm the caches, as the next scrape or visit would find them
+    wall, cpu = [], []
+    for _ in range(samples):
+        started, cpu_started = time.monotonic(), time.process_time()
+        call()
+        wall.append(time.monotonic() - started)
+        cpu.append(time.process_time() - cpu_started)
+    return {
+        "min": round(min(wall), 4),
+        "median": round(statistics.median(wall), 4),
+        "cpu_min": round(min(cpu), 4),
+    }
+
+
+def cost(timing: dict[str, float]) -> float:
+    """What the work costs, unaffected by the other processes of a shared machine.
+
+    SQLite runs inside this process, so its CPU time is the whole work; the
+    PostgreSQL server's share is only in the wall-clock time, of which the
+    fastest sample is the least disturbed.
+    """
+    return timing["min"] if on_postgres() else timing["cpu_min"]
 
 
 def metric_samples(text: str) -> dict[tuple[str, tuple], float]:
@@ -185,7 +195,7 @@ def test_scrapes_and_searches_over_a_million_rows():
         samples=5,
     )
     timings["staff"]["nothing, fragment"] = fragment
-    pages = [(f"{who} {label}", cost) for who, by in timings.items() for label, cost in by.items()]
+    pages = [(f"{who} {label}", t) for who, by in timings.items() for label, t in by.items()]
     report(
         27,
         "metrics scrape, queue_health and searches over many rows",
@@ -196,13 +206,13 @@ def test_scrapes_and_searches_over_a_million_rows():
         scrape_s=scrape,
         health_s=health_seconds,
         pages=len(pages),
-        slowest_page_min=max(pages, key=lambda page: page[1]["min"]),
+        slowest_page=max(pages, key=lambda page: cost(page[1])),
         slowest_page_median=max(pages, key=lambda page: page[1]["median"]),
-        min_seconds={
-            who: {label: c["min"] for label, c in by.items()} for who, by in timings.items()
+        cost_seconds={
+            who: {label: cost(t) for label, t in by.items()} for who, by in timings.items()
         },
     )
-    assert scrape["min"] < SCRAPE_BOUND, scrape
-    assert health_seconds["min"] < SCRAPE_BOUND, health_seconds
-    slow = {name: cost for name, cost in pages if cost["min"] >= PAGE_BOUND}
+    assert cost(scrape) < SCRAPE_BOUND, scrape
+    assert cost(health_seconds) < SCRAPE_BOUND, health_seconds
+    slow = {name: timing for name, timing in pages if cost(timing) >= PAGE_BOUND}
     assert not slow, slow
