@@ -9,7 +9,7 @@ from typing import Any
 from .callables import job
 from .db import database_now
 from .metrics import active_counts
-from .models import Job, JobError, Status
+from .models import FINISHED, Job, JobError, Status
 
 THROUGHPUT_WINDOW = timedelta(minutes=10)
 PURGE_BATCH = 2000
@@ -34,7 +34,7 @@ def health(using: str = "default") -> dict[str, Any]:
     now = database_now(using)
     jobs = Job.objects.using(using).order_by()
     active = active_counts(jobs, "queue", "name")
-    counts = jobs.finished().count_by_status(COUNT_CAP)  # 0 queued and running here
+    counts = dict.fromkeys(Status.values, 0) | jobs.count_by_status(COUNT_CAP, FINISHED)
     for _, _, status, n, _, _ in active:
         counts[status] += n
     due_count = sum(due for *_, due, _ in active)

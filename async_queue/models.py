@@ -11,6 +11,7 @@ whichever machine a worker runs on.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -65,18 +66,20 @@ class JobQuerySet(models.QuerySet["Job"]):
         """Highest priority first, then the longest due, then the oldest."""
         return self.order_by("-priority", "run_after", "id")
 
-    def count_by_status(self, cap: int) -> dict[str, int]:
+    def count_by_status(self, cap: int, statuses: Iterable[str] = tuple(Status)) -> dict[str, int]:
         """How many of these jobs are in each status, each counted up to ``cap + 1``.
 
         One statement of per-status ``COUNT`` subqueries, each stopping after
         ``cap + 1`` rows (found through the status index), so the cost does not
         grow with the table: a count above ``cap`` means "more than ``cap``".
+        Only ``statuses`` are counted (all by default).
         """
+        statuses = [Status(status) for status in statuses]
         if self.query.is_empty():
-            return dict.fromkeys(Status.values, 0)
+            return dict.fromkeys((status.value for status in statuses), 0)
         parts, params = [], []
         jobs = self.order_by().values("pk")
-        for index, status in enumerate(Status):
+        for index, status in enumerate(statuses):
             limited = jobs.filter(status=status)[: cap + 1]
             sql, part_params = limited.query.get_compiler(using=self.db).as_sql()
             parts.append(f"(SELECT COUNT(*) FROM ({sql}) AS counted_{index})")
@@ -84,7 +87,7 @@ class JobQuerySet(models.QuerySet["Job"]):
         with connections[self.db].cursor() as cursor:
             cursor.execute(f"SELECT {', '.join(parts)}", params)
             row = cursor.fetchone()
-        return {status.value: count for status, count in zip(Status, row, strict=True)}
+        return {status.value: count for status, count in zip(statuses, row, strict=True)}
 
     def names(self, limit: int) -> list[str]:
         """The distinct names of the stored jobs in order, at most ``limit`` of them.

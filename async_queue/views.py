@@ -463,17 +463,28 @@ class JobListView(DashboardMixin, View):
         """A page of ``jobs`` newest first, and the cursors of the newer and older pages."""
         size = self.paginate_by
         if after is not None and before is None:
-            page = list(jobs.filter(pk__gt=after).order_by("pk")[: size + 1])
+            page = self.rows(jobs.filter(pk__gt=after), "pk", size + 1)
             newer = page[size - 1].pk if len(page) > size else None
             page = page[:size][::-1]
             return page, newer, page[-1].pk if page else None
         if before is not None:
             jobs = jobs.filter(pk__lt=before)
-        page = list(jobs.order_by("-pk")[: size + 1])
+        page = self.rows(jobs, "-pk", size + 1)
         older = page[size - 1].pk if len(page) > size else None
         page = page[:size]
         newer = page[0].pk if before is not None and page else None
         return page, newer, older
+
+    @staticmethod
+    def rows(jobs: JobQuerySet, ordering: str, count: int) -> list[Job]:
+        """The first ``count`` of ``jobs`` in ``ordering``, in one statement.
+
+        The ids are chosen first, from an index alone where one covers the filters,
+        and only those rows are read whole: sorting a few thousand matches by id
+        then moves ids, not every column of every match.
+        """
+        ids = jobs.select_related(None).order_by(ordering).values("pk")[:count]
+        return list(jobs.filter(pk__in=ids).order_by(ordering))
 
 
 class JobDetailView(DashboardMixin, View):

@@ -3,8 +3,14 @@
 The table is filled as in row 18 (90% succeeded, 5% failed, 3% cancelled, 2%
 queued, 50 names, finished 60 days ago), then given what a live queue has on
 top: jobs that finished in the last seconds, running jobs, a rare job name,
-and a non-staff user with jobs of their own. Each request is timed (median of
-5 after a warm-up) and its answer checked against what was written.
+and a non-staff user with jobs of their own. Each page's answer is checked
+against what was written, then it is timed 5 times after a warm-up (the scrape
+and queue_health 9 times). The bounds hold what the work costs, which other
+processes on this shared 2-core machine do not change: on SQLite (inside this
+process) the least CPU time, on PostgreSQL the fastest wall-clock time; the
+wall-clock medians are reported too. The scrape's and queue_health's work grows
+with the active jobs (here the 20,000 queued rows of the history), not with
+the finished ones.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from async_queue import Job, Status
 from async_queue.maintenance import COUNT_CAP, health
 from tests.faults.bigtable import fill_jobs
-from tests.faults.conftest import FULL, report, size
+from tests.faults.conftest import FULL, on_postgres, report, size
 
 RARE = "tests.faultapp.jobs.rare_report"
 RECENT = "tests.faultapp.jobs.recent"
@@ -35,14 +41,30 @@ SCRAPE_BOUND = 0.1 if FULL else 0.5
 PAGE_BOUND = 0.2 if FULL else 0.5
 
 
-def median_seconds(call: Callable[[], object], samples: int = 5) -> float:
+def cost_seconds(call: Callable[[], object], samples: int = 9) -> dict[str, float]:
+    """Wall-clock and CPU seconds of ``call`` after a warm-up: the fastest and the median."""
     call()  # warm the caches, as the next scrape or visit would find them
-    timings = []
+    wall, cpu = [], []
     for _ in range(samples):
-        started = time.monotonic()
+        started, cpu_started = time.monotonic(), time.process_time()
         call()
-        timings.append(time.monotonic() - started)
-    return round(statistics.median(timings), 4)
+        wall.append(time.monotonic() - started)
+        cpu.append(time.process_time() - cpu_started)
+    return {
+        "min": round(min(wall), 4),
+        "median": round(statistics.median(wall), 4),
+        "cpu_min": round(min(cpu), 4),
+    }
+
+
+def cost(timing: dict[str, float]) -> float:
+    """What the work costs, unaffected by the other processes of a shared machine.
+
+    SQLite runs inside this process, so its CPU time is the whole work; the
+    PostgreSQL server's share is only in the wall-clock time, of which the
+    fastest sample is the least disturbed.
+    """
+    return timing["min"] if on_postgres() else timing["cpu_min"]
 
 
 def metric_samples(text: str) -> dict[tuple[str, tuple], float]:
@@ -102,7 +124,7 @@ def test_scrapes_and_searches_over_a_million_rows():
     queued = Job.objects.queued().count()
 
     # -- the metrics scrape and queue_health ------------------------------------------
-    scrape = median_seconds(lambda: staff_client.get("/jobs/metrics/"))
+    scrape = cost_seconds(lambda: staff_client.get("/jobs/metrics/"))
     seen = metric_samples(staff_client.get("/jobs/metrics/").content.decode())
     by_status = {"queued": 0, "running": 0}
     for (name, labels), value in seen.items():
@@ -128,7 +150,7 @@ def test_scrapes_and_searches_over_a_million_rows():
         for name, labels in seen
     )
 
-    health_seconds = median_seconds(health)
+    health_seconds = cost_seconds(health)
     state = health()
     assert state["counts"]["queued"] == queued  # active: exact
     assert state["counts"]["running"] == 8
@@ -155,7 +177,7 @@ def test_scrapes_and_searches_over_a_million_rows():
         "user": ("user=owner", 25, None),
         "user, queued": ("user=owner&status=queued", None, None),
     }
-    timings: dict[str, dict[str, float]] = {"staff": {}, "own": {}}
+    timings: dict[str, dict[str, dict[str, float]]] = {"staff": {}, "own": {}}
     for label, (query, staff_rows, own_rows) in searches.items():
         for who, client, expected in (
             ("staff", staff_client, staff_rows),
@@ -165,15 +187,15 @@ def test_scrapes_and_searches_over_a_million_rows():
             assert page.status_code == 200, (label, who)
             if expected is not None:
                 assert row_count(page) == expected, (label, who, row_count(page))
-            timings[who][label] = median_seconds(lambda c=client, q=query: c.get(f"/jobs/?{q}"))
-    fragment = median_seconds(
-        lambda: staff_client.get("/jobs/?" + urlencode({"q": "zzz"}), headers={"HX-Request": "1"})
+            timings[who][label] = cost_seconds(
+                lambda c=client, q=query: c.get(f"/jobs/?{q}"), samples=5
+            )
+    fragment = cost_seconds(
+        lambda: staff_client.get("/jobs/?" + urlencode({"q": "zzz"}), headers={"HX-Request": "1"}),
+        samples=5,
     )
     timings["staff"]["nothing, fragment"] = fragment
-    slowest = max(
-        ((who, label, seconds) for who, by in timings.items() for label, seconds in by.items()),
-        key=lambda item: item[2],
-    )
+    pages = [(f"{who} {label}", t) for who, by in timings.items() for label, t in by.items()]
     report(
         27,
         "metrics scrape, queue_health and searches over many rows",
@@ -183,15 +205,14 @@ def test_scrapes_and_searches_over_a_million_rows():
         owned=owned,
         scrape_s=scrape,
         health_s=health_seconds,
-        slowest_page=slowest,
-        median_seconds=timings,
+        pages=len(pages),
+        slowest_page=max(pages, key=lambda page: cost(page[1])),
+        slowest_page_median=max(pages, key=lambda page: page[1]["median"]),
+        cost_seconds={
+            who: {label: cost(t) for label, t in by.items()} for who, by in timings.items()
+        },
     )
-    assert scrape < SCRAPE_BOUND, scrape
-    assert health_seconds < SCRAPE_BOUND, health_seconds
-    slow = {
-        f"{who} {label}": seconds
-        for who, by in timings.items()
-        for label, seconds in by.items()
-        if seconds >= PAGE_BOUND
-    }
+    assert cost(scrape) < SCRAPE_BOUND, scrape
+    assert cost(health_seconds) < SCRAPE_BOUND, health_seconds
+    slow = {name: timing for name, timing in pages if cost(timing) >= PAGE_BOUND}
     assert not slow, slow
