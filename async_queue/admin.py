@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
@@ -86,6 +87,17 @@ def cancel_jobs(
     _apply(modeladmin, request, queryset.queued(), "cancel", "Cancelled")
 
 
+class JobChangeList(ChangeList):
+    """The job changelist loads no JSON and no error text: it shows neither.
+
+    A forged row can hold megabytes in them; decoding those for every row of a
+    changelist page would take seconds.
+    """
+
+    def get_queryset(self, request: HttpRequest, *args: Any, **kwargs: Any) -> QuerySet[Job]:
+        return super().get_queryset(request, *args, **kwargs).defer(*JSON_FIELDS, *TEXT_FIELDS)
+
+
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
     list_display = [
@@ -107,6 +119,9 @@ class JobAdmin(admin.ModelAdmin):
     inlines = [JobErrorInline]
     show_full_result_count = False
     exclude = (*JSON_FIELDS, *TEXT_FIELDS)  # shown redacted by the methods below instead
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return JobChangeList
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         hidden = (*JSON_FIELDS, *TEXT_FIELDS)
@@ -145,6 +160,11 @@ class JobErrorAdmin(ShownErrorText, admin.ModelAdmin):
     list_select_related = ["job"]
     show_full_result_count = False
     exclude = ERROR_TEXT_FIELDS  # shown redacted by the methods instead
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[JobError]:
+        # Errors show their job by name only: none of its (possibly huge) JSON.
+        big = (*JSON_FIELDS, *TEXT_FIELDS)
+        return super().get_queryset(request).defer(*(f"job__{name}" for name in big))
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         fields = [f.name for f in JobError._meta.fields if f.name not in ERROR_TEXT_FIELDS]

@@ -10,7 +10,8 @@ reasonable size, for everyone who may see that job. So:
   redacting as it goes (``redaction``), and stops after ``SHOW_MAX_BYTES`` (UTF-8)
   with a note of how much was left out (``… [N more bytes not shown]``).
 - Text (errors, tracebacks, progress messages) is redacted and cut the same way.
-- An ``UnreadableJSON`` value shows its note.
+- An ``UnreadableJSON`` value shows its note, as does an ``Omitted`` one (a list
+  does not decode big arguments, see ``views.with_argument_text``).
 
 Work is bounded too: a huge string is cut before it is redacted (with a margin,
 so that a credential straddling the cut is still recognised). What a cut left
@@ -36,6 +37,15 @@ from .redaction import REDACTED, is_secret, redact_text
 REDACT_MARGIN = 8192
 # How many values of a value too deep for the C encoder are walked to size it.
 COUNT_STEPS = 100_000
+
+
+class Omitted(str):
+    """A value a page did not load (too big for a list row); the text says how big."""
+
+    __slots__ = ()
+
+
+NOTES = (UnreadableJSON, Omitted)  # shown as their text, never as JSON
 
 _encoder = DjangoJSONEncoder(ensure_ascii=False)
 _REDACTED_JSON = json.dumps(REDACTED, ensure_ascii=False)
@@ -183,7 +193,7 @@ def show_json(
     An ``UnreadableJSON`` value shows its note.
     """
     limit = queue_settings.SHOW_MAX_BYTES if limit is None else limit
-    if isinstance(value, UnreadableJSON):
+    if isinstance(value, NOTES):
         return show_text(str(value), limit)
     walk = _Walk(indent, limit)
     parts: list[str] = []
@@ -247,9 +257,9 @@ def call_summary(name: str, args: Any, kwargs: Any, limit: int = 120) -> str:
         used += len(text) + 2
         return used <= limit
 
-    if isinstance(args, UnreadableJSON) or isinstance(kwargs, UnreadableJSON):
-        unreadable = args if isinstance(args, UnreadableJSON) else kwargs
-        add(show_line(str(unreadable), limit))
+    if isinstance(args, NOTES) or isinstance(kwargs, NOTES):
+        note = args if isinstance(args, NOTES) else kwargs
+        add(show_line(str(note), limit))
     else:
         for arg in args if isinstance(args, list | tuple) else [args]:
             if not add(show_json(arg, None, budget, count=False)):

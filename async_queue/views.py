@@ -29,7 +29,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Model, Q
+from django.db.models import ExpressionWrapper, F, Model, Q, TextField
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -49,6 +49,8 @@ from .models import Job, JobError, JobQuerySet, Status
 from .progress import Progress, asnapshot, cancel, snapshot
 
 MAX_ID = 2**63 - 1
+JSON_FIELDS = ("args", "kwargs", "meta", "result")
+ARGUMENT_FIELDS = ("args", "kwargs")
 
 
 def htmx(request: HttpRequest) -> HtmxDetails:
@@ -130,9 +132,40 @@ class Event:
     worker: str = ""
 
 
+ARGUMENT_TEXT = 65_536  # longer args or kwargs are not decoded by lists and polled fragments
+
+
+def with_argument_text(jobs: JobQuerySet, keep: tuple[str, ...] = ()) -> JobQuerySet:
+    """``jobs`` without their JSON columns (but ``keep``); args and kwargs as undecoded text.
+
+    A list row shows a one-line call summary; decoding a forged 16 MB argument
+    for it would cost seconds on every list page and every poll. The text is the
+    column itself (no SQL function, which SQLite would compute for every row it
+    sorts), decoded only when short.
+    """
+    annotations = {
+        f"{name}_text": ExpressionWrapper(F(name), output_field=TextField())
+        for name in ARGUMENT_FIELDS
+    }
+    deferred = [name for name in JSON_FIELDS if name not in keep]
+    return jobs.defer(*deferred).annotate(**annotations)
+
+
+def argument(job: Job, name: str) -> Any:
+    """``job.args`` or ``job.kwargs``; from its undecoded text if that was loaded instead."""
+    if not hasattr(job, f"{name}_text"):
+        return getattr(job, name)
+    text = getattr(job, f"{name}_text")
+    if text is None:
+        return None
+    if len(text) > ARGUMENT_TEXT:
+        return display.Omitted(f"[{len(text):,} characters of {name}: see the job's page]")
+    return Job._meta.get_field(name).from_db_value(text, None, None)
+
+
 def call_summary(job: Job, limit: int = 120) -> str:
     """``fn(1, "a", key=value)`` with secrets redacted, cut to ``limit`` characters."""
-    return display.call_summary(job.name, job.args, job.kwargs, limit)
+    return display.call_summary(job.name, argument(job, "args"), argument(job, "kwargs"), limit)
 
 
 def safe_url(url: str) -> str:
@@ -383,7 +416,6 @@ class JobListView(DashboardMixin, View):
     partial_template_name = "async_queue/partials/job_results.html"
     paginate_by = 25
     count_cap = 10_000
-    deferred = ("result", "meta")
 
     def get(self, request: HttpRequest) -> HttpResponse:
         show_user = permissions.sees_all_jobs(request.user)
@@ -395,8 +427,7 @@ class JobListView(DashboardMixin, View):
         # filtered columns find them) or many (then the newest fill a page soonest).
         matching = by_status[values["status"]] if "status" in values else sum(by_status.values())
         few = matching <= self.count_cap if filters else None
-        # The list shows neither results nor meta: a page of big rows need not load them.
-        jobs = form.apply(self.get_queryset(), few=few).defer(*self.deferred)
+        jobs = with_argument_text(form.apply(self.get_queryset(), few=few))
         page, newer, older = self.paginate(jobs, values.get("before"), values.get("after"))
         context = {
             **self.base_context(),
@@ -544,7 +575,7 @@ class JobFragmentView(DashboardMixin, View):
 
     async def get(self, request: HttpRequest, pk: int) -> HttpResponse:
         try:
-            job = self.job = await self.get_queryset().aget(pk=pk)
+            job = self.job = await self.fragment_queryset().aget(pk=pk)
         except Job.DoesNotExist:
             raise Http404("No such job.") from None
         perms = await permissions.agranted(request.user)
@@ -555,6 +586,10 @@ class JobFragmentView(DashboardMixin, View):
         if job.is_finished:
             response.status_code = HTMX_STOP_POLLING
         return response
+
+    def fragment_queryset(self) -> JobQuerySet:
+        """What a poll loads: no JSON column that the fragment does not show."""
+        return with_argument_text(self.get_queryset())
 
     def needs_errors(self, job: Job) -> bool:
         return self.shows_errors and job.is_finished
@@ -608,6 +643,9 @@ class JobLiveView(JobFragmentView):
 
     def page_url(self, job: Job) -> str:
         return reverse("async_queue:job-detail", args=[job.pk])
+
+    def fragment_queryset(self) -> JobQuerySet:
+        return with_argument_text(self.get_queryset(), keep=("result",))
 
     def ended_context(self, job: Job, errors: list[JobError]) -> dict[str, Any]:
         return {**JobDetailView.detail_context(job, errors), "oob": True}

@@ -33,9 +33,3 @@ def duration(value: timedelta | float | None) -> str:
 def shown(value: str | None) -> str:
     """Stored text (an error, a traceback) as pages show it: redacted and size-capped."""
     return display.show_text(value or "")
-
-
-@register.filter
-def shown_line(value: str | None, chars: int = 160) -> str:
-    """Stored text redacted and truncated to ``chars`` characters."""
-    return display.show_line(value or "", int(chars))

@@ -886,6 +886,24 @@ def test_pages_cut_big_values_and_show_unreadable_ones(staff, settings):
     assert call_summary(job) == "echo([unreadable: not valid JSON (Expecting value)])"
 
 
+def test_lists_and_polls_load_only_the_start_of_big_arguments(staff):
+    big = make_job(args=["x" * 70_000], kwargs={"password": "p"})
+    small = make_job(args=[1], kwargs={"password": "p"})
+    note = "echo([70,004 characters of args: see the job&#x27;s page])"
+    for response in (
+        staff.get(url("job-list")),
+        staff.get(url("job-row", big), **HTMX),
+        staff.get(url("job-live", big), **HTMX),
+    ):
+        assert response.status_code == 200
+    assert note in staff.get(url("job-list")).content.decode()
+    assert note in staff.get(url("job-row", big), **HTMX).content.decode()
+    assert f'echo(1, password="{REDACTED}")' in staff.get(
+        url("job-row", small), **HTMX
+    ).content.decode().replace("&quot;", '"')
+    assert "x" * 1000 in staff.get(url("job-detail", big)).content.decode()
+
+
 # -- bounded queries ---------------------------------------------------------------------
 
 

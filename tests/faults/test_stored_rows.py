@@ -249,6 +249,11 @@ def test_every_page_renders_any_stored_row(settings):
         slowest_page_seconds=round(seconds[slowest], 3),
         slowest_page=slowest,
         list_seconds=round(seconds["list"], 3),
+        admin_changelist_seconds=round(seconds["admin changelist"], 3),
+        slowest_pages={
+            label: round(seconds[label], 2)
+            for label in sorted(seconds, key=seconds.__getitem__)[-6:]
+        },
         forged_in_seconds=round(forged_in, 1),
         big_bytes=int(size(2_000_000, 10_000_000)),
         many_keys=int(size(20_000, 1_000_000)),
