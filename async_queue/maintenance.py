@@ -9,7 +9,7 @@ from typing import Any
 from .callables import job
 from .db import database_now
 from .metrics import active_counts
-from .models import FINISHED, Job, JobError, Status
+from .models import FINISHED, Job, JobError, Status, Worker
 
 THROUGHPUT_WINDOW = timedelta(minutes=10)
 PURGE_BATCH = 2000
@@ -64,7 +64,10 @@ def health(using: str = "default") -> dict[str, Any]:
 
 
 def purge(older_than: timedelta, *, include_failed: bool = False, using: str = "default") -> int:
-    """Delete finished jobs (and their errors) that finished more than ``older_than`` ago."""
+    """Delete finished jobs (and their errors) that finished more than ``older_than`` ago.
+
+    Worker rows of workers that stopped or were found dead that long ago go too.
+    """
     statuses = [Status.SUCCEEDED, Status.CANCELLED] + ([Status.FAILED] if include_failed else [])
     cutoff = database_now(using) - older_than
     old = Job.objects.using(using).filter(status__in=statuses, finished_at__lt=cutoff)
@@ -73,6 +76,9 @@ def purge(older_than: timedelta, *, include_failed: bool = False, using: str = "
         JobError.objects.using(using).filter(job_id__in=ids).delete()
         batch = Job.objects.using(using).filter(id__in=ids).only("id")  # no payloads fetched
         deleted += batch.delete()[1].get("async_queue.Job", 0)
+    workers = Worker.objects.using(using)
+    workers.filter(stopped_at__lt=cutoff).delete()
+    workers.filter(lost_at__lt=cutoff).delete()
     return deleted
 
 

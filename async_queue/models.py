@@ -198,6 +198,7 @@ class Job(models.Model):
             ),
             models.Index(fields=["status", "finished_at"], name="async_queue_job_finished_idx"),
             models.Index(fields=["name", "status"], name="async_queue_job_name_idx"),
+            models.Index(fields=["queue", "status"], name="async_queue_job_queue_idx"),
         ]
         constraints = [
             models.CheckConstraint(

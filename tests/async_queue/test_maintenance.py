@@ -106,3 +106,20 @@ def test_queue_health_fails_when_the_oldest_due_job_is_too_old(manage):
     assert result.returncode == 1
     assert "over the 60s limit" in result.stderr
     assert json.loads(result.stdout)["due"] == 1  # the report is still printed
+
+
+def test_purge_removes_the_rows_of_workers_gone_long_ago():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from async_queue.maintenance import purge
+    from async_queue.models import Worker
+
+    long_ago = timezone.now() - timedelta(days=30)
+    Worker.objects.create(name="stopped-old", stopped_at=long_ago)
+    Worker.objects.create(name="lost-old", lost_at=long_ago)
+    Worker.objects.create(name="stopped-new", stopped_at=timezone.now())
+    Worker.objects.create(name="alive")
+    purge(timedelta(days=7))
+    assert set(Worker.objects.values_list("name", flat=True)) == {"stopped-new", "alive"}
