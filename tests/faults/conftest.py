@@ -120,6 +120,45 @@ def wait_until_drained(timeout: float) -> float:
     return time.monotonic() - started
 
 
+@dataclass
+class HeldObject:
+    """A running job (``tests.faultapp.jobs_web.hold``) that holds an object's lock."""
+
+    job: Job
+    seconds: float  # how long it holds at most
+    release: Path  # touch it to end the hold early (CI size)
+
+    def end(self) -> None:
+        """Release the hold and wait until the job has committed."""
+        from tests.conftest import wait_for
+
+        self.release.touch()
+        wait_for(
+            lambda: Job.objects.get(pk=self.job.pk).status == "succeeded",
+            timeout=self.seconds + 30,
+        )
+
+
+def hold_in_a_job(target: object, tmp_path: Path, start_worker) -> HeldObject:
+    """Start a worker whose job holds ``target``'s lock; return once the job holds it.
+
+    Full size it holds for 30 s; at CI size until ``end()`` (120 s at most).
+    """
+    from async_queue import schedule
+    from tests.conftest import wait_for
+
+    log, release = tmp_path / "executions.log", tmp_path / "release"
+    seconds = float(size(120, 30))
+    job = schedule(
+        "tests.faultapp.jobs_web.hold",
+        kwargs={"seconds": seconds, "release": "" if FULL else str(release)},
+        locks=[target],
+    )
+    start_worker("--forever", "--sleep", "0.1", "-v", "0", env={"FAULT_EXEC_LOG": str(log)})
+    wait_for(lambda: log.exists() and log.read_text().startswith("hold"), timeout=30)
+    return HeldObject(job, seconds, release)
+
+
 @pytest.fixture
 def ledger(transactional_db, tmp_path) -> Ledger:
     return Ledger(log=tmp_path / "executions.log")

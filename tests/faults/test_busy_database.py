@@ -33,10 +33,9 @@ from async_queue.middleware import BUSY_EVENT, BUSY_MESSAGE
 from powercrud.selection import Selection
 from tests.bulkapp.models import Book as BulkBook
 from tests.bulkapp.views import QuickBookView
-from tests.conftest import wait_for
 from tests.crudapp.factories import make_book
 from tests.crudapp.models import Book
-from tests.faults.conftest import FULL, on_postgres, report, size
+from tests.faults.conftest import hold_in_a_job, on_postgres, report
 from tests.urls import urlpatterns as base
 
 urlpatterns = [
@@ -47,7 +46,6 @@ urlpatterns = [
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls(__name__)]
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
-FOREVER = ("--forever", "--sleep", "0.1", "-v", "0")
 WEB_BUSY_TIMEOUT_MS = 500
 ANSWER_WITHIN = 5.0  # seconds: the busy timeout, and slack for a loaded machine
 PASSWORD = "busy-database-test"
@@ -94,15 +92,8 @@ def test_web_writes_behind_a_long_job_answer_busy_and_lose_nothing(
     waiting = schedule(
         "tests.faultapp.jobs_web.hold", kwargs={"seconds": 0}, run_after=timedelta(hours=1)
     )
-    log, release = tmp_path / "executions.log", tmp_path / "release"
-    hold = float(size(120, 30))  # CI: a safety cap; the test releases the job
-    job = schedule(
-        "tests.faultapp.jobs_web.hold",
-        kwargs={"seconds": hold, "release": "" if FULL else str(release)},
-        locks=[x],
-    )
-    start_worker(*FOREVER, env={"FAULT_EXEC_LOG": str(log)})
-    wait_for(lambda: log.exists() and log.read_text().startswith("hold"), timeout=30)
+    held = hold_in_a_job(x, tmp_path, start_worker)
+    job = held.job
 
     def create(headers: dict[str, str]) -> HttpResponse:
         data = {"title": "New", "author": x.author_id, "status": "draft", "price": "1.00"}
@@ -155,8 +146,7 @@ def test_web_writes_behind_a_long_job_answer_busy_and_lose_nothing(
         assert Job.objects.get(pk=waiting.pk).status == Status.QUEUED
     assert client.session[selection_key] == expected_selection
 
-    release.touch()
-    wait_for(lambda: Job.objects.get(pk=job.pk).status == Status.SUCCEEDED, timeout=hold + 30)
+    held.end()
     after: dict[str, int] = {}
     if not on_postgres():  # what was refused goes through now
         for label, action in actions.items():

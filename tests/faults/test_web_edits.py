@@ -29,17 +29,15 @@ from django.http import HttpResponse
 from django.test import Client
 from django.urls import reverse
 
-from async_queue import Job, Status, schedule
-from tests.conftest import wait_for
+from async_queue import Job, Status
 from tests.crudapp.factories import make_book, make_user
 from tests.crudapp.models import Book
 from tests.crudapp.views import BookView
-from tests.faults.conftest import FULL, on_postgres, report, size
+from tests.faults.conftest import FULL, hold_in_a_job, on_postgres, report
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("tests.crudapp.root_urls")]
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
-FOREVER = ("--forever", "--sleep", "0.1", "-v", "0")
 EDITS = 50
 # Seconds. An edit that waited for the job would take the whole hold (CI: until the test
 # releases the job, which it does only after the edits); the slack is for a loaded machine.
@@ -89,15 +87,8 @@ def test_web_edits_of_a_held_object_answer_409_at_once(start_worker, tmp_path: P
     client.force_login(make_user("editor", "superuser"))
     x = make_book("Dune", price=Decimal("5.00"))
     y = make_book("Emma", x.author)
-    log, release = tmp_path / "executions.log", tmp_path / "release"
-    hold = float(size(120, 30))  # CI: a safety cap; the test releases the job
-    job = schedule(
-        "tests.faultapp.jobs_web.hold",
-        kwargs={"seconds": hold, "release": "" if FULL else str(release)},
-        locks=[x],
-    )
-    start_worker(*FOREVER, env={"FAULT_EXEC_LOG": str(log)})
-    wait_for(lambda: log.exists() and log.read_text().startswith("hold"), timeout=30)
+    held = hold_in_a_job(x, tmp_path, start_worker)
+    job, hold = held.job, held.seconds
     held_at = time.monotonic()
     before = state(x)
 
@@ -131,8 +122,7 @@ def test_web_edits_of_a_held_object_answer_409_at_once(start_worker, tmp_path: P
     else:
         other["thread"].join(timeout=0.5)
         assert other["thread"].is_alive(), "SQLite: the edit of Y waits for the write lock"
-    release.touch()
-    wait_for(lambda: Job.objects.get(pk=job.pk).status == Status.SUCCEEDED, timeout=hold + 30)
+    held.end()
     other["thread"].join(timeout=30)
     assert other["response"].status_code == 204, other["response"].content.decode()
     assert state(y)["title"] == "Emma, edited"
