@@ -352,18 +352,24 @@ class Worker:
         is aborted as if the signal had come again (rolled back, requeued).
         """
         timers: list[threading.Timer] = []
+        grace_over = threading.Event()
+
+        def end_grace(signum: int) -> None:
+            # Set before the signal is sent: the handler may run before this thread ends.
+            grace_over.set()
+            os.kill(os.getpid(), signum)
 
         def handle(signum: int, frame: FrameType | None) -> None:
             name = signal.Signals(signum).name
             if self.stopping and self.current is not None:
-                if timers and not timers[0].is_alive():  # the grace timer sent it
+                if grace_over.is_set():  # the grace timer sent it
                     raise WorkerAborted(f"aborted by {name}: the {grace:g}s grace period ran out")
                 raise WorkerAborted(f"aborted by {name}")
             if self.stopping:
                 return
             if grace is not None and self.current is not None:
                 logger.info("Stopping after the current job, or aborting it in %gs.", grace)
-                timer = threading.Timer(grace, os.kill, (os.getpid(), signum))
+                timer = threading.Timer(grace, end_grace, (signum,))
                 timer.daemon = True
                 timers.append(timer)
                 timer.start()
