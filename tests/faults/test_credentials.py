@@ -19,9 +19,8 @@ from django.test import Client
 
 from async_queue import Job, JobError, Status, schedule
 from async_queue.permissions import REDACTED
-from tests.conftest import wait_for
 from tests.faults.conftest import report
-from tests.faults.test_secrets import QUICKBOOK, pages
+from tests.faults.test_secrets import QUICKBOOK, pages, run_to_the_end
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("tests.bulkapp.urls")]
 
@@ -80,11 +79,7 @@ def test_credentials_in_values_and_errors_are_redacted_everywhere(start_worker, 
     """Row 28: none of the planted credentials on any page; ``author`` still shown."""
     root = User.objects.create_superuser("root", password=None)
     jobs = schedule_jobs(root)
-    worker = start_worker("--forever", "--sleep", "0.1", "-v", "0")
-    wait_for(lambda: all(Job.objects.get(pk=job.pk).is_finished for job in jobs.values()), 60)
-    worker.kill()
-    for job in jobs.values():
-        job.refresh_from_db()
+    run_to_the_end(jobs, start_worker)
     assert jobs["leak"].status == Status.FAILED
     assert jobs["echo"].status == Status.SUCCEEDED
     # Stored as they are: redaction is what pages show, not what the row keeps.

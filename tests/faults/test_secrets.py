@@ -105,15 +105,20 @@ def pages(jobs: dict[str, Job]) -> dict[str, tuple[str, dict[str, str]]]:
     return urls
 
 
-def test_secrets_are_redacted_and_markup_escaped_everywhere(start_worker):
-    """Row 17: no secret value and no live ``<script>`` on any page; tracebacks capped."""
-    root = User.objects.create_superuser("root", password=None)
-    jobs = schedule_jobs(root)
+def run_to_the_end(jobs: dict[str, Job], start_worker) -> None:
+    """Let a real worker run ``jobs``; reload them once all have finished."""
     worker = start_worker("--forever", "--sleep", "0.1", "-v", "0")
     wait_for(lambda: all(Job.objects.get(pk=job.pk).is_finished for job in jobs.values()), 60)
     worker.kill()
     for job in jobs.values():
         job.refresh_from_db()
+
+
+def test_secrets_are_redacted_and_markup_escaped_everywhere(start_worker):
+    """Row 17: no secret value and no live ``<script>`` on any page; tracebacks capped."""
+    root = User.objects.create_superuser("root", password=None)
+    jobs = schedule_jobs(root)
+    run_to_the_end(jobs, start_worker)
     assert jobs["leak"].status == Status.FAILED
     assert jobs["echo"].status == Status.SUCCEEDED
     assert jobs["huge"].status == Status.FAILED
