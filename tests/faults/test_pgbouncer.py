@@ -38,8 +38,22 @@ def pid_of(worker_name: str) -> int:
     return int(worker_name.split(":")[-2])
 
 
-def terminate_heartbeat_backends() -> int:
-    """Terminate idle server connections whose last statement was a heartbeat."""
+def terminate_heartbeat_backends(within: float = 3.0) -> int:
+    """Terminate idle server connections whose last statement was a heartbeat.
+
+    PgBouncer hands the most recently used server connection out first, so a job's
+    statements soon overwrite what a heartbeat's connection last ran: look again until
+    one is caught idle right after its heartbeat, for at most ``within`` seconds.
+    """
+    deadline = time.monotonic() + within
+    while True:
+        terminated = _terminate_heartbeat_backends()
+        if terminated or time.monotonic() > deadline:
+            return terminated
+        time.sleep(0.02)
+
+
+def _terminate_heartbeat_backends() -> int:
     with connection.cursor() as cursor:
         # Two statements: in one, PostgreSQL may call pg_terminate_backend() before the
         # other conditions have ruled a backend out.
