@@ -4,6 +4,12 @@
     schedule("myapp.tasks.reprice", args=[book.pk])
 
 Names are imported lazily, so importing this package never imports models.
+
+This module is the public API, for projects and for apps built on the queue (powercrud
+imports nothing else from it but ``models`` and ``exceptions``): scheduling, progress
+and cancellation, object locks (``hold``, ``busy``, ``holders``), who may see a job
+(``visible_jobs``, ``can_see``, ``job_url``), safe display of stored text
+(``show_line``, ``show_text``) and the htmx helpers both apps' views share.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .callables import job
+    from .display import show_line, show_text
     from .exceptions import (
         Conflict,
         InvalidJobState,
@@ -22,8 +29,19 @@ if TYPE_CHECKING:
         ScheduleError,
         WorkerAborted,
     )
+    from .htmx import htmx_details, hx_trigger, wants_fragment
+    from .locks import LockTarget, busy, hold, holders, lock_key, lock_keys
     from .models import Job, JobError, JobGroup, JobLock, Status
-    from .progress import cancel, check_cancelled, current_job, report_progress
+    from .permissions import can_see, job_url, visible_jobs
+    from .progress import (
+        Progress,
+        asnapshot,
+        cancel,
+        check_cancelled,
+        current_job,
+        report_progress,
+        snapshot,
+    )
     from .scheduling import aschedule, deschedule, schedule, schedule_many
 
 __all__ = [
@@ -36,21 +54,55 @@ __all__ = [
     "JobLock",
     "JobNotAllowed",
     "JobTimeout",
+    "LockTarget",
+    "Progress",
     "ScheduleError",
     "Status",
     "WorkerAborted",
     "aschedule",
+    "asnapshot",
+    "busy",
+    "can_see",
     "cancel",
     "check_cancelled",
     "current_job",
     "deschedule",
+    "hold",
+    "holders",
+    "htmx_details",
+    "hx_trigger",
     "job",
+    "job_url",
+    "lock_key",
+    "lock_keys",
     "report_progress",
     "schedule",
     "schedule_many",
+    "show_line",
+    "show_text",
+    "snapshot",
+    "visible_jobs",
+    "wants_fragment",
 ]
 
 _EXPORTS = {
+    "show_line": "display",
+    "show_text": "display",
+    "htmx_details": "htmx",
+    "hx_trigger": "htmx",
+    "wants_fragment": "htmx",
+    "LockTarget": "locks",
+    "busy": "locks",
+    "hold": "locks",
+    "holders": "locks",
+    "lock_key": "locks",
+    "lock_keys": "locks",
+    "can_see": "permissions",
+    "job_url": "permissions",
+    "visible_jobs": "permissions",
+    "Progress": "progress",
+    "asnapshot": "progress",
+    "snapshot": "progress",
     "job": "callables",
     "schedule": "scheduling",
     "deschedule": "scheduling",

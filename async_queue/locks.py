@@ -139,6 +139,28 @@ def busy(*targets: LockTarget, using: str | None = None) -> models.QuerySet:
     )
 
 
+def holders(
+    keys: Iterable[str], jobs: Iterable[int], using: str | None = None
+) -> dict[str, list[int]]:
+    """Which of ``jobs`` (ids) declared each of ``keys``: key -> job ids, in id order.
+
+    Keys no job of ``jobs`` declared are left out. One query per thousand keys.
+    """
+    from .models import JobLock
+
+    job_ids = list(jobs)
+    alias = using or router.db_for_read(JobLock)
+    held: dict[str, list[int]] = defaultdict(list)
+    keys = list(keys)
+    for start in range(0, len(keys), 1000):
+        rows = JobLock.objects.using(alias).filter(
+            key__in=keys[start : start + 1000], job_id__in=job_ids
+        )
+        for key, job_id in rows.order_by("job_id").values_list("key", "job_id"):
+            held[key].append(job_id)
+    return dict(held)
+
+
 @contextlib.contextmanager
 def hold(
     *targets: LockTarget,
@@ -210,4 +232,4 @@ def _refuse_if_running(keys: list[str], alias: str) -> None:
         raise Conflict(keys, running)
 
 
-__all__ = ["Conflict", "busy", "hold", "lock_id", "lock_key", "lock_keys", "lock_plan"]
+__all__ = ["Conflict", "busy", "hold", "holders", "lock_id", "lock_key", "lock_keys", "lock_plan"]

@@ -17,8 +17,6 @@ has changed the session.
 
 from __future__ import annotations
 
-import json
-
 from django.conf import settings
 from django.contrib.sessions.backends.base import UpdateError
 from django.db import DatabaseError
@@ -29,6 +27,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from .conf import queue_settings
 from .db import is_database_busy
+from .htmx import htmx_details, hx_trigger
 
 BUSY_EVENT = "async-queue:busy"
 BUSY_MESSAGE = (
@@ -41,12 +40,10 @@ def busy_response(request: HttpRequest) -> HttpResponse:
     """The 503 answer: a fragment and an event for htmx, a small page otherwise."""
     retry_after = int(queue_settings.BUSY_RETRY_AFTER)
     context = {"message": BUSY_MESSAGE, "retry_after": retry_after, "back": _back_url(request)}
-    if request.headers.get("HX-Request") == "true":
+    if htmx_details(request):
         html = render_to_string("async_queue/partials/busy.html", context)
         response = HttpResponse(html, status=503)
-        response["HX-Trigger"] = json.dumps(
-            {BUSY_EVENT: {"message": BUSY_MESSAGE, "retryAfter": retry_after}}
-        )
+        hx_trigger(response, {BUSY_EVENT: {"message": BUSY_MESSAGE, "retryAfter": retry_after}})
     else:
         response = HttpResponse(render_to_string("async_queue/busy.html", context), status=503)
     response["Retry-After"] = str(retry_after)

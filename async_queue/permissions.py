@@ -14,6 +14,7 @@ from __future__ import annotations
 from asgiref.sync import sync_to_async
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
+from django.urls import NoReverseMatch, reverse
 
 from .db import hinted
 from .models import Job, JobQuerySet
@@ -36,10 +37,31 @@ def sees_all_jobs(user: User) -> bool:
     )
 
 
+def _signed_in(user: User) -> bool:
+    return bool(user.is_authenticated and getattr(user, "is_active", True))
+
+
+def can_see(user: User, job: Job) -> bool:
+    """The one visibility rule, for one job: ``visible_jobs()`` without a query."""
+    if not _signed_in(user):
+        return False
+    return sees_all_jobs(user) or (job.user_id is not None and job.user_id == user.pk)
+
+
+def job_url(job: Job, user: User) -> str | None:
+    """The job's dashboard page, if the dashboard is routed and ``user`` may see the job."""
+    if not can_see(user, job):
+        return None
+    try:
+        return reverse("async_queue:job-detail", args=[job.pk])
+    except NoReverseMatch:
+        return None
+
+
 def visible_jobs(user: User, queryset: JobQuerySet | None = None) -> JobQuerySet:
     """The jobs ``user`` may see: all for staff, their own for other users, none otherwise."""
     jobs = Job.objects.all() if queryset is None else queryset
-    if not user.is_authenticated or not getattr(user, "is_active", True):
+    if not _signed_in(user):
         return jobs.none()
     if sees_all_jobs(user):
         return jobs

@@ -39,30 +39,18 @@ from django.utils.crypto import constant_time_compare
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect
-from django_htmx.middleware import HtmxDetails
 
 from . import display, metrics, permissions
 from .conf import queue_settings
 from .db import hinted
 from .exceptions import InvalidJobState
+from .htmx import htmx_details, hx_trigger, wants_fragment
 from .models import Job, JobError, JobQuerySet, Status
 from .progress import Progress, asnapshot, cancel, snapshot
 
 MAX_ID = 2**63 - 1
 JSON_FIELDS = ("args", "kwargs", "meta", "result")
 ARGUMENT_FIELDS = ("args", "kwargs")
-
-
-def htmx(request: HttpRequest) -> HtmxDetails:
-    """``request.htmx``, also when ``HtmxMiddleware`` is not installed."""
-    details = getattr(request, "htmx", None)
-    return details if isinstance(details, HtmxDetails) else HtmxDetails(request)
-
-
-def wants_fragment(request: HttpRequest) -> bool:
-    """An htmx request for a piece of a page (not a boosted link or a history restore)."""
-    details = htmx(request)
-    return bool(details) and not details.boosted and not details.history_restore_request
 
 
 # -- what the templates show ------------------------------------------------------------
@@ -358,7 +346,9 @@ class DashboardMixin(LoginRequiredMixin):
     def handle_no_permission(self) -> HttpResponse:
         if wants_fragment(self.request) and not self.request.user.is_authenticated:
             # A fragment would swap the login page into a table row: send the whole page.
-            current = htmx(self.request).current_url_abs_path or self.request.get_full_path()
+            current = (
+                htmx_details(self.request).current_url_abs_path or self.request.get_full_path()
+            )
             login = redirect_to_login(current, self.get_login_url())
             return HttpResponseClientRedirect(login.url)
         return super().handle_no_permission()
@@ -405,7 +395,7 @@ class DashboardMixin(LoginRequiredMixin):
     def back_url(self, page: str) -> str:
         """Where an action form returns without JavaScript: the page showing the job."""
         if wants_fragment(self.request):
-            return htmx(self.request).current_url_abs_path or page
+            return htmx_details(self.request).current_url_abs_path or page
         return page
 
 
@@ -631,7 +621,7 @@ class JobRowView(JobFragmentView):
         shown = request.GET.get("shown")
         if shown and shown != self.job.status:
             # Counting costs a scan, so the counts follow transitions, not every poll.
-            response["HX-Trigger"] = self.changed_event
+            hx_trigger(response, self.changed_event)
         return response
 
 
@@ -696,12 +686,12 @@ class JobActionView(DashboardMixin, View, metaclass=abc.ABCMeta):
         context["row"].notice = (messages.DEFAULT_TAGS[level], text)
         response = render(self.request, template, context)
         if level == messages.SUCCESS:
-            response["HX-Trigger"] = JobRowView.changed_event
+            hx_trigger(response, JobRowView.changed_event)
         return response
 
     def fragment_for(self, job: Job) -> tuple[JobFragmentView, str]:
         """The fragment the htmx request targets: the job page's live panel or a list row."""
-        live = htmx(self.request).target == f"job-{job.pk}-live"
+        live = htmx_details(self.request).target == f"job-{job.pk}-live"
         view: JobFragmentView = JobLiveView() if live else JobRowView()
         view.setup(self.request, pk=job.pk)
         return view, view.template_name
@@ -743,10 +733,10 @@ class DeleteJobView(JobActionView):
     def respond(self, job: Job, level: int, text: str) -> HttpResponse:
         if level != messages.SUCCESS or not wants_fragment(self.request):
             return super().respond(job, level, text)
-        if htmx(self.request).target == f"job-{job.pk}-live":
+        if htmx_details(self.request).target == f"job-{job.pk}-live":
             messages.success(self.request, text)
             return HttpResponseClientRedirect(reverse("async_queue:job-list"))
-        return HttpResponse("", headers={"HX-Trigger": JobRowView.changed_event})  # no row
+        return hx_trigger(HttpResponse(""), JobRowView.changed_event)  # no row
 
 
 class MetricsView(View):
