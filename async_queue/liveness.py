@@ -1,9 +1,10 @@
 """A worker's lease on life: its ``Worker`` row, kept fresh by a thread of its own.
 
 ``Lease.ensure()`` (before each claim) registers the worker once: it opens a
-connection of its own outside Django's pool (``db.second_connection``), finds out
-whether a connection pooler sits between it and PostgreSQL (``db.pooler``), takes
-the liveness lock where one works (``db`` explains the modes), writes the row and
+connection of its own outside Django's pool (``sql.second_connection``), finds out
+whether a connection pooler sits between it and PostgreSQL (``Dialect.pooler``),
+takes the dialect's liveness lock (``sql.postgresql`` and ``sql.sqlite`` explain
+them; a worker behind a pooler holds none: pooled mode), writes the row and
 starts a daemon thread. Every ``HEARTBEAT_INTERVAL`` seconds the thread refreshes
 ``heartbeat_at`` (database clock) with the worker's current job and counts, taking
 the lock again first if its connection was lost. A beat that matches no row means
@@ -29,9 +30,9 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Now
 
-from . import db
 from .conf import queue_settings
 from .models import Worker, WorkerMode
+from .sql import LivenessLock, dialect, second_connection, seconds_ago
 
 logger = logging.getLogger("async_queue.worker")
 
@@ -59,12 +60,12 @@ class Lease:
         self.queues = list(queues)
         self.snapshot = snapshot
         self.alias = f"{using}__liveness"
-        self.vendor = connections[using].vendor
+        self.dialect = dialect(using)
         self.mode: str | None = None
         self.lost = False
         self._connection: BaseDatabaseWrapper | None = None
         self._locked_on: object | None = None
-        self._file_lock: db.FileLock | None = None
+        self._liveness_lock: LivenessLock = self.dialect.liveness_lock(worker)
         self._thread: threading.Thread | None = None
         self._started = False
         self._stop = threading.Event()
@@ -81,9 +82,11 @@ class Lease:
         if self._started:
             return
         main = connections[self.using]
-        if self.vendor == "sqlite":
-            self._file_lock = db.FileLock(self.using, self.worker)
-            self._file_lock.acquire()
+        lock = self._liveness_lock
+        if lock.per_process:
+            # The process holds it (an flock), exact on its own: the row is for the
+            # dashboard, and nothing waits on a connection first.
+            lock.acquire()
             self.mode = WorkerMode.DIRECT
             self._started = True
             if main.is_in_memory_db():
@@ -96,7 +99,7 @@ class Lease:
         else:
             connection = self._connect()
             try:
-                found = db.pooler(connection)
+                found = self.dialect.pooler(connection)
                 self.mode = WorkerMode.POOLED if found else WorkerMode.DIRECT
                 if self.mode == WorkerMode.DIRECT and not self._lock():
                     raise RuntimeError(f"Worker id {self.worker!r} is already in use.")
@@ -123,9 +126,8 @@ class Lease:
                 logger.warning("The heartbeat of worker %s did not stop in time.", self.worker)
         with contextlib.suppress(KeyError, AttributeError):
             del connections[self.alias]
-        if self._file_lock is not None:
-            self._file_lock.release()
-            self._file_lock = None
+        if self._liveness_lock.per_process:
+            self._liveness_lock.release()
 
     def _log_mode(self, found: str) -> None:
         if found:
@@ -149,11 +151,8 @@ class Lease:
 
     def _connect(self) -> BaseDatabaseWrapper:
         if self._connection is None:
-            options = None
-            if self.vendor == "sqlite":
-                # Never wait long behind a job's write lock: a late beat costs nothing there.
-                options = {"timeout": min(queue_settings.HEARTBEAT_INTERVAL, 1.0)}
-            connection = db.second_connection(self.using, self.alias, options)
+            options = self.dialect.heartbeat_options()
+            connection = second_connection(self.using, self.alias, options)
             # Used by the worker's thread to register, by the heartbeat thread after.
             connection.inc_thread_sharing()
             self._connection = connection
@@ -174,7 +173,7 @@ class Lease:
         assert connection is not None
         if self._locked_on is connection.connection:
             return True
-        if not db.take_session_lock(connection, self.worker):
+        if not self._liveness_lock.hold_on(connection):
             return False
         self._locked_on = connection.connection
         return True
@@ -208,7 +207,7 @@ class Lease:
             rows = rows.filter(
                 Q(stopped_at__isnull=False)
                 | Q(lost_at__isnull=False)
-                | Q(heartbeat_at__lt=db.seconds_ago(queue_settings.WORKER_TIMEOUT))
+                | Q(heartbeat_at__lt=seconds_ago(queue_settings.WORKER_TIMEOUT))
             )
         if rows.update(**values):
             self._registered = True
@@ -245,7 +244,7 @@ class Lease:
             if not self._registered:  # SQLite, when the write lock was busy at the start
                 self._register()
                 return True
-            if self.mode == WorkerMode.DIRECT and self.vendor == "postgresql":
+            if self.mode == WorkerMode.DIRECT and not self._liveness_lock.per_process:
                 # Cannot fail for long: only a backend of ours that is still exiting holds it.
                 self._lock()
             current, done, failures = self.snapshot()
@@ -262,9 +261,9 @@ class Lease:
         except DatabaseError as exc:
             # Quietly: the worker's own loop reports an unreachable database.
             logger.debug("Heartbeat of worker %s failed: %s", self.worker, exc)
-            if self.vendor == "sqlite":
+            if self.dialect.exact_liveness:
                 # A job holds the write lock (its own, or another worker's): this beat is
-                # late, which is harmless where the flock tells who lives.
+                # late, which is harmless where the lock alone tells who lives.
                 return True
             self._close()
             return False
@@ -297,5 +296,5 @@ class Lease:
         connection = self._connection
         if connection is not None and self._locked_on is connection.connection:
             with contextlib.suppress(DatabaseError):
-                db.release_session_lock(connection, self.worker)
+                self._liveness_lock.release(connection)
         self._locked_on = None

@@ -6,13 +6,7 @@ The keys are stored with it (``JobLock`` rows) so anyone can ask what is busy
 per key on PostgreSQL. Web edits and other synchronous code take the same locks
 with ``hold()``; a held lock makes them raise ``Conflict`` instead of waiting.
 
-Keys are ``"app_label.model:pk"`` (or any string). Advisory lock ids are a stable
-64-bit hash of the key (blake2b, the same in every process; Python's ``hash()``
-is salted per process). A set of more than ``LOCK_ESCALATION`` objects of one
-model takes one exclusive model-wide lock instead of one lock per object, and a
-smaller set takes that model-wide lock in shared mode next to its object locks,
-so a job over 100,000 rows uses one slot of PostgreSQL's lock table, not 100,000,
-and still conflicts with every edit of that model.
+Keys, their advisory ids and the escalation to model-wide locks are ``keys``'.
 
 On SQLite there are no advisory locks, but a job's transaction holds the
 database's single write lock from its first statement (``BEGIN IMMEDIATE``), so a
@@ -23,117 +17,25 @@ the declared locks of running (and queued) jobs, with the same ``Conflict``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from typing import Any
 
-from django.db import OperationalError, connections, models, router
+from django.db import connections, models, router
 from django.db.transaction import TransactionManagementError
 
-from .conf import queue_settings
-from .exceptions import Conflict, ScheduleError
-
-LockTarget = Any  # a model instance, a queryset, a (model, pk) pair or a string
-KEY_MAX_CHARS = 255
-
-
-def _model_label(model: type[models.Model] | str) -> str:
-    if isinstance(model, str):
-        if "." not in model:
-            raise ScheduleError(f"{model!r} is not a model label like 'app_label.model'.")
-        return model.lower()
-    return model._meta.label_lower
-
-
-def lock_key(target: LockTarget) -> str:
-    """The key of a model instance, a ``(model, pk)`` pair, or a plain string."""
-    if isinstance(target, models.Model):
-        if target.pk is None:
-            raise ScheduleError(f"{target!r} has no primary key; save it before locking it.")
-        key = f"{target._meta.label_lower}:{target.pk}"
-    elif isinstance(target, tuple) and len(target) == 2:
-        model, pk = target
-        if pk is None:
-            raise ScheduleError(f"Lock {target!r} has no primary key.")
-        if isinstance(model, type) and issubclass(model, models.Model):
-            pk = model._meta.pk.to_python(pk)
-        key = f"{_model_label(model)}:{pk}"
-    elif isinstance(target, str):
-        if not target:
-            raise ScheduleError("A lock key cannot be empty.")
-        key = target
-    else:
-        raise ScheduleError(
-            f"Cannot lock {target!r}: pass model instances, querysets, (model, pk) pairs "
-            "or strings."
-        )
-    if len(key) > KEY_MAX_CHARS:
-        raise ScheduleError(f"Lock key {key[:40]!r}... is over {KEY_MAX_CHARS} characters.")
-    return key
-
-
-def lock_keys(targets: Iterable[LockTarget]) -> list[str]:
-    """Sorted, unique keys of ``targets``; querysets are expanded to their pks now.
-
-    ``targets`` is an iterable of targets (a ``(model, pk)`` pair goes inside it);
-    a lone string, instance or queryset is taken as one target.
-    """
-    if isinstance(targets, str | models.Model | models.QuerySet):
-        targets = [targets]
-    keys: set[str] = set()
-    for target in targets:
-        if isinstance(target, models.QuerySet):
-            label = target.model._meta.label_lower
-            keys.update(f"{label}:{pk}" for pk in target.values_list("pk", flat=True))
-        else:
-            keys.add(lock_key(target))
-    limit = queue_settings.MAX_LOCKS
-    if len(keys) > limit:
-        raise ScheduleError(
-            f"{len(keys)} lock keys are over the limit of {limit} (ASYNC_QUEUE['MAX_LOCKS']). "
-            "Lock a parent object or a string key that stands for the set instead."
-        )
-    return sorted(keys)
-
-
-def lock_id(key: str) -> int:
-    """The signed 64-bit advisory lock id of ``key``: stable across processes and machines."""
-    digest = hashlib.blake2b(key.encode(), digest_size=8, person=b"async_queue").digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-def lock_plan(keys: Iterable[str]) -> list[tuple[int, bool]]:
-    """``(lock id, exclusive)`` pairs to take for ``keys``, in ascending id order."""
-    by_model: dict[str, list[str]] = defaultdict(list)
-    plain: list[str] = []
-    for key in keys:
-        label, sep, _ = key.partition(":")
-        if sep and "." in label:
-            by_model[label].append(key)
-        else:
-            plain.append(key)
-    plan = {lock_id(key): True for key in plain}
-    threshold = queue_settings.LOCK_ESCALATION
-    for label, model_keys in by_model.items():
-        model_id = lock_id(f"{label}:*")
-        if len(model_keys) > threshold:
-            plan[model_id] = True
-        else:
-            plan.setdefault(model_id, False)
-            plan.update((lock_id(key), True) for key in model_keys)
-    return sorted(plan.items())
+from .exceptions import Conflict
+from .keys import LockTarget, lock_id, lock_key, lock_keys, lock_plan
+from .models import Job, JobLock, Status
+from .sql import dialect
 
 
 def busy(*targets: LockTarget, using: str | None = None) -> models.QuerySet:
     """Queued or running jobs that declared any of ``targets``."""
-    from .models import Job
-
     keys = lock_keys(list(targets))
     alias = using or router.db_for_read(Job)
     return (
         Job.objects.using(alias)
-        .filter(status__in=["queued", "running"], locks__key__in=keys)
+        .filter(status__in=[Status.QUEUED, Status.RUNNING], locks__key__in=keys)
         .distinct()
         .order_by("id")
     )
@@ -146,8 +48,6 @@ def holders(
 
     Keys no job of ``jobs`` declared are left out. One query per thousand keys.
     """
-    from .models import JobLock
-
     job_ids = list(jobs)
     alias = using or router.db_for_read(JobLock)
     held: dict[str, list[int]] = defaultdict(list)
@@ -177,59 +77,50 @@ def hold(
     ``ignore_queued``). ``wait`` (True or seconds) waits for locks held by others
     instead of failing at once.
     """
-    from . import db
-    from .models import Job
-
     alias = using or router.db_for_write(Job)
-    connection = connections[alias]
-    if not connection.in_atomic_block:
+    if not connections[alias].in_atomic_block:
         raise TransactionManagementError(
             "locks.hold() must run inside transaction.atomic(): the locks last until the "
             "transaction ends."
         )
     keys = lock_keys(list(targets))
-    if connection.vendor == "sqlite":
-        _take_write_lock(keys, alias)
-    elif not db.take_locks(alias, lock_plan(keys), wait=wait):
-        blockers = list(busy(*keys, using=alias).filter(status="running"))
-        raise Conflict(keys, blockers)
-    _refuse_if_running(keys, alias)
+
+    def conflict(always: bool) -> None:
+        running = list(busy(*keys, using=alias).filter(status=Status.RUNNING))
+        if running or always:
+            raise Conflict(keys, running)
+
+    dialect(alias).hold(keys, lock_plan(keys), wait=wait, conflict=conflict)
+    conflict(False)
     if not ignore_queued:
-        queued = list(busy(*keys, using=alias).filter(status="queued"))
+        queued = list(busy(*keys, using=alias).filter(status=Status.QUEUED))
         if queued:
             raise Conflict(keys, queued)
     yield keys
 
 
-def _take_write_lock(keys: list[str], alias: str) -> None:
-    """SQLite: the database's single write lock, or ``Conflict`` if a running job has the keys.
+def take_job_locks(job: Job, using: str) -> bool:
+    """Take the object locks ``job`` declared, inside its transaction; False if busy.
 
-    Another writer (often a running job) may hold the lock. Then a running job that
-    declared ``keys`` is a ``Conflict`` at once; any other writer is waited for, up to
-    the busy timeout, like by every writer. The check runs without a read in this
-    transaction: after one, SQLite refuses the wait with "database is locked".
-
-    A wait that outlasts the busy timeout raises that ``OperationalError`` as it is,
-    not ``Conflict``: nothing holds these objects, the whole database is busy (for
-    ``DatabaseBusyMiddleware``, a 503 "try again").
+    Where the job's transaction excludes every other writer (SQLite's ``BEGIN
+    IMMEDIATE``) the dialect takes nothing.
     """
-    from . import db
-
-    if db.take_write_lock(alias, wait=False):
-        return
-    if db.declared_by_running_job(alias, keys):
-        _refuse_if_running(keys, alias)
-    try:
-        db.take_write_lock(alias)
-    except OperationalError:
-        _refuse_if_running(keys, alias)
-        raise
+    sql = dialect(using)
+    if not job.has_locks or not sql.object_locks:
+        return True
+    keys = JobLock.objects.using(using).filter(job_id=job.pk).values_list("key", flat=True)
+    return sql.take_locks(lock_plan(keys))
 
 
-def _refuse_if_running(keys: list[str], alias: str) -> None:
-    running = list(busy(*keys, using=alias).filter(status="running"))
-    if running:
-        raise Conflict(keys, running)
-
-
-__all__ = ["Conflict", "busy", "hold", "holders", "lock_id", "lock_key", "lock_keys", "lock_plan"]
+__all__ = [
+    "Conflict",
+    "LockTarget",
+    "busy",
+    "hold",
+    "holders",
+    "lock_id",
+    "lock_key",
+    "lock_keys",
+    "lock_plan",
+    "take_job_locks",
+]

@@ -7,9 +7,9 @@ from datetime import timedelta
 from typing import Any
 
 from .callables import job
-from .db import database_now
 from .metrics import active_counts
 from .models import FINISHED, Job, JobError, Status, Worker
+from .sql import database_now
 
 THROUGHPUT_WINDOW = timedelta(minutes=10)
 PURGE_BATCH = 2000

@@ -32,8 +32,8 @@ from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Q,
 from django.db.models.functions import Now
 
 from .conf import queue_settings
-from .db import database_now
 from .models import FINISHED, Job, JobQuerySet, Status
+from .sql import database_now
 
 ACTIVE = (Status.QUEUED, Status.RUNNING)
 

@@ -26,8 +26,8 @@ from django.utils.deprecation import MiddlewareMixin
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from .conf import queue_settings
-from .db import is_database_busy
 from .htmx import htmx_details, hx_trigger
+from .sql import is_database_busy
 
 BUSY_EVENT = "async-queue:busy"
 BUSY_MESSAGE = (

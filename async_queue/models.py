@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -37,6 +38,26 @@ class Status(models.TextChoices):
 
 
 FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A job's progress as last reported."""
+
+    current: int | None = None
+    total: int | None = None
+    message: str = ""
+    updated_at: datetime | None = None
+    cancel_requested: bool = False
+
+    @property
+    def percent(self) -> float | None:
+        if self.current is None or not self.total:
+            return None
+        return max(0.0, min(100.0, 100.0 * self.current / self.total))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"current": self.current, "total": self.total, "message": self.message}
 
 
 class JobQuerySet(models.QuerySet["Job"]):
@@ -233,6 +254,17 @@ class Job(models.Model):
     @property
     def is_failed(self) -> bool:
         return self.status == Status.FAILED
+
+    @property
+    def progress(self) -> Progress:
+        """The progress the row holds (``snapshot()`` adds the live value of a running job)."""
+        return Progress(
+            self.progress_current,
+            self.progress_total,
+            self.progress_message,
+            self.progress_updated_at,
+            self.cancel_requested_at is not None,
+        )
 
     @property
     def duration(self) -> timedelta | None:

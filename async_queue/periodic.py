@@ -40,9 +40,9 @@ from django.utils.module_loading import autodiscover_modules
 
 from .callables import declared_options, job
 from .conf import queue_settings
-from .db import database_now
 from .exceptions import ScheduleError
 from .models import Job, PeriodicTick
+from .sql import database_now
 
 logger = logging.getLogger("async_queue.periodic")
 _registry: dict[str, Periodic] = {}

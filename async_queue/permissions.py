@@ -16,12 +16,12 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.urls import NoReverseMatch, reverse
 
-from .db import hinted
 from .models import Job, JobQuerySet
 from .redaction import REDACTED as REDACTED
 from .redaction import SECRET_MARKERS as SECRET_MARKERS
 from .redaction import is_secret as is_secret
 from .redaction import redact as redact
+from .sql import hinted
 
 User = AbstractBaseUser | AnonymousUser
 

@@ -24,11 +24,11 @@ from django.utils import timezone
 from . import payloads
 from .callables import declaration, dotted_name
 from .conf import queue_settings
-from .db import database_now
 from .exceptions import ScheduleError
 from .locks import LockTarget, lock_keys
 from .models import Job, JobGroup, JobLock, Status
 from .signals import send_event
+from .sql import database_now
 
 INT32 = (-(2**31), 2**31 - 1)
 logger = logging.getLogger("async_queue.scheduling")

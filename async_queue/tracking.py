@@ -514,7 +514,7 @@ def side_connection(alias: str) -> BaseDatabaseWrapper:
     pool), registered only in this thread's ``connections`` (not in
     ``settings.DATABASES``) so that the ORM can write through it.
     """
-    from .db import second_connection
+    from .sql import second_connection
 
     name = alias + SIDE_SUFFIX
     with contextlib.suppress(ConnectionDoesNotExist):

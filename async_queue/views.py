@@ -42,11 +42,11 @@ from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect
 
 from . import display, metrics, permissions
 from .conf import queue_settings
-from .db import hinted
 from .exceptions import InvalidJobState
 from .htmx import htmx_details, hx_trigger, wants_fragment
 from .models import Job, JobError, JobQuerySet, Status
 from .progress import Progress, asnapshot, cancel, snapshot
+from .sql import hinted
 
 MAX_ID = 2**63 - 1
 JSON_FIELDS = ("args", "kwargs", "meta", "result")

@@ -1,6 +1,6 @@
 """The worker loop: claim -> run -> finish, one job at a time.
 
-1. **Claim** (``db.claim``): one committed statement marks the next due job
+1. **Claim** (``Dialect.claim``): one committed statement marks the next due job
    ``running`` and counts the attempt.
 2. **Run**: the job body and the success update commit together in one
    ``transaction.atomic()``. The success update is *fenced*: it only matches the
@@ -18,7 +18,7 @@ Crash recovery: a worker holds a lease while it lives (``liveness.Lease``: a
 ``Worker`` row whose heartbeat a thread refreshes on a connection of its own, and
 on a direct connection a session lock there); every ``RECOVERY_INTERVAL``
 seconds, and when a drain starts, a worker requeues the running jobs of dead
-workers (``db.dead_workers``), counting the lost attempt (and its own, whose
+workers (``Dialect.dead_workers``), counting the lost attempt (and its own, whose
 failure it could not record when it lost its connection). A worker that was
 declared lost registers again under a new name before its next claim.
 The worker keeps its database connections between jobs whatever
@@ -48,7 +48,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, InterfaceError, OperationalError, connections, models
 from django.db.models.functions import Now
 
-from . import db, payloads, periodic
+from . import payloads, periodic
 from .callables import resolve
 from .conf import queue_settings
 from .exceptions import (
@@ -63,11 +63,13 @@ from .exceptions import (
 )
 from .fields import UnreadableJSON
 from .liveness import Lease
+from .locks import take_job_locks
 from .models import Job, JobError, Status
 from .models import Worker as WorkerRow
-from .progress import ProgressStore, Reporter, _reporter
+from .progress import Reporter, _reporter
 from .retries import retry_delay
 from .signals import send_event
+from .sql import ProgressStore, dialect
 
 logger = logging.getLogger("async_queue.worker")
 
@@ -193,7 +195,8 @@ class Worker:
         self.failures = 0  # attempts that failed
         self.liveness = self._lease()
         self._progress: ProgressStore | None = None
-        self.waiter = db.Waiter(using)
+        self.sql = dialect(using)
+        self.waiter = self.sql.waiter()
         self._next_recovery = 0.0
         self._next_periodic = 0.0
         self._trouble_since: float | None = None
@@ -217,7 +220,7 @@ class Worker:
             logger.info("Worker %s, declared lost, goes on as %s.", old, self.worker_id)
         self.liveness.ensure()
         self.waiter.polling = self.liveness.pooled
-        db.prepare_session(self.using, pooled=self.liveness.pooled)
+        self.sql.prepare_session(pooled=self.liveness.pooled)
 
     def __enter__(self) -> Worker:
         return self
@@ -236,7 +239,7 @@ class Worker:
         self.periodic_if_due()
         while not self.stopping and (max_jobs is None or count < max_jobs):
             self._alive()
-            job = db.claim(self.using, self.worker_id, queues=self.queues, prefix=self.prefix)
+            job = self.sql.claim(self.worker_id, queues=self.queues, prefix=self.prefix)
             self._database_back()
             if job is None:
                 break
@@ -292,7 +295,7 @@ class Worker:
     @property
     def progress(self) -> ProgressStore:
         if self._progress is None:
-            self._progress = ProgressStore.for_database(self.using)
+            self._progress = self.sql.progress_store()
         return self._progress
 
     def close(self) -> None:
@@ -419,7 +422,7 @@ class Worker:
         workers = set(running.order_by().values_list("worker", flat=True).distinct())
         if not workers:
             return 0
-        dead = db.dead_workers(self.using, workers - {self.worker_id})
+        dead = self.sql.dead_workers(workers - {self.worker_id})
         if self.worker_id in workers:
             dead.add(self.worker_id)
         recovered: collections.Counter[str] = collections.Counter()
@@ -451,7 +454,7 @@ class Worker:
             )
         self._alive()
         try:
-            claimed = db.claim(self.using, self.worker_id, job_id=job.pk)
+            claimed = self.sql.claim(self.worker_id, job_id=job.pk)
             if claimed is None:
                 job.refresh_from_db(fields=["status"])
                 raise InvalidJobState(f"Job {job.pk} is {job.status}; only a queued job can run.")
@@ -490,10 +493,10 @@ class Worker:
         committed = False
         token = _reporter.set(reporter)
         try:
-            with self._time_limit(timeout), db.job_transaction(self.using):
-                if not db.take_job_locks(self.using, job):
+            with self._time_limit(timeout), self.sql.job_transaction():
+                if not take_job_locks(job, self.using):
                     raise _LocksBusy
-                db.limit_statements(self.using, timeout, pooled=self.liveness.pooled)
+                self.sql.limit_statements(timeout, pooled=self.liveness.pooled)
                 result = _storable(function(*job.args, **job.kwargs))
                 self._complete(job, result, reporter)
             committed = True
@@ -511,10 +514,10 @@ class Worker:
             if not committed:  # else the alarm fired just after the commit: a success
                 return self._failed(job, exc, started, reporter=reporter)
         except (OperationalError, InterfaceError) as exc:
-            if timeout and db.is_statement_timeout(exc):
+            if timeout and self.sql.is_statement_timeout(exc):
                 timed_out = JobTimeout(f"timed out after {timeout:g}s")
                 return self._failed(job, timed_out, started, reporter=reporter)
-            lost = db.is_connection_lost(exc, self.using)
+            lost = self.sql.is_connection_lost(exc)
             return self._failed(job, exc, started, reporter=reporter, lost=lost)
         except BaseException as exc:
             # The job's own exception, whatever it is: SystemExit, and a KeyboardInterrupt
@@ -560,7 +563,7 @@ class Worker:
         progress = None
         if reporter.current is not None:
             progress = (reporter.current, reporter.total, reporter.message)
-        if not db.complete(self.using, job, self.worker_id, result, progress):
+        if not self.sql.complete(job, self.worker_id, result, progress):
             raise CompletionFenced(
                 f"Job {job.pk} attempt {job.attempts} is no longer claimed by {self.worker_id}; "
                 "its transaction was rolled back."
@@ -569,7 +572,7 @@ class Worker:
     def _cancelled(self, job: Job, started: float, reporter: Reporter) -> Outcome:
         """Cancellation was requested and the job noticed: its writes rolled back."""
         duration = time.monotonic() - started
-        with db.job_transaction(self.using):
+        with self.sql.job_transaction():
             updated = self._claimed(job).update(
                 status=Status.CANCELLED, finished_at=Now(), **reporter.row_values()
             )
@@ -642,7 +645,7 @@ class Worker:
         if reporter is not None:
             values.update(reporter.row_values())
         try:
-            with db.job_transaction(self.using):
+            with self.sql.job_transaction():
                 if self._claimed(job, worker).update(last_error=summary, **values):
                     JobError.objects.using(self.using).create(
                         job_id=job.pk,

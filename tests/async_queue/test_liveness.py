@@ -14,8 +14,9 @@ from django.db import connection, connections
 from django.db.models.functions import Now
 from django.test import override_settings
 
-from async_queue import Job, JobError, Status, db, schedule
+from async_queue import Job, JobError, Status, schedule, sql
 from async_queue.models import Worker as WorkerRow
+from async_queue.sql.postgresql import SessionLock, liveness_key
 from async_queue.worker import Worker
 from tests.conftest import wait_for
 from tests.faults.pgbouncer import BINARY, PgBouncer
@@ -100,10 +101,11 @@ def test_dead_workers_of_no_row_or_an_ended_row():
     WorkerRow.objects.create(name="stopped", stopped_at=Now())
     WorkerRow.objects.create(name="lost", lost_at=Now())
     WorkerRow.objects.create(name="fresh")
-    alive = db.FileLock("default", "fresh")  # SQLite's liveness; PostgreSQL: a fresh heartbeat
+    # SQLite's liveness; on PostgreSQL a fresh heartbeat (its lock lives on a connection).
+    alive = sql.dialect("default").liveness_lock("fresh")
     alive.acquire()
     try:
-        assert db.dead_workers("default", {"stopped", "lost", "fresh", "gone"}) == {
+        assert sql.dialect("default").dead_workers({"stopped", "lost", "fresh", "gone"}) == {
             "stopped",
             "lost",
             "gone",
@@ -115,16 +117,16 @@ def test_dead_workers_of_no_row_or_an_ended_row():
 
 @postgres
 def test_direct_workers_are_dead_when_their_lock_is_free_and_their_heartbeat_late():
-    holder = db.second_connection("default")
+    holder = sql.second_connection("default")
     try:
         for name in ("locked-late", "free-fresh", "free-late"):
             WorkerRow.objects.create(name=name, mode="direct")
-        assert db.take_session_lock(holder, "locked-late")
-        assert db.take_session_lock(holder, "no-row-locked")
+        assert SessionLock("locked-late").hold_on(holder)
+        assert SessionLock("no-row-locked").hold_on(holder)
         age("locked-late", 60)
         age("free-late", 60)
-        dead = db.dead_workers(
-            "default", {"locked-late", "free-fresh", "free-late", "no-row-locked", "no-row"}
+        dead = sql.dialect("default").dead_workers(
+            {"locked-late", "free-fresh", "free-late", "no-row-locked", "no-row"}
         )
         assert dead == {"free-late", "no-row"}
         assert set(
@@ -132,7 +134,7 @@ def test_direct_workers_are_dead_when_their_lock_is_free_and_their_heartbeat_lat
         ) == {"free-late"}
         # Another rescuer finds it lost already: its mark stays the first one's.
         marked = row("free-late").lost_at
-        assert "free-late" in db.dead_workers("default", {"free-late"})
+        assert "free-late" in sql.dialect("default").dead_workers({"free-late"})
         assert row("free-late").lost_at == marked
     finally:
         holder.close()
@@ -145,7 +147,9 @@ def test_pooled_workers_are_dead_after_worker_timeout_whatever_the_locks():
     age("pooled-fresh", 4)  # older than the direct grace, younger than the timeout
     age("pooled-late", 6)
     with override_settings(ASYNC_QUEUE={"HEARTBEAT_INTERVAL": 0.2, "WORKER_TIMEOUT": 5}):
-        assert db.dead_workers("default", {"pooled-fresh", "pooled-late"}) == {"pooled-late"}
+        assert sql.dialect("default").dead_workers({"pooled-fresh", "pooled-late"}) == {
+            "pooled-late"
+        }
 
 
 @postgres
@@ -158,7 +162,7 @@ def test_a_terminated_liveness_connection_takes_its_lock_again_and_no_job_is_res
     name = Job.objects.get(pk=job.pk).worker
 
     def lock_holder() -> int | None:
-        key = tuple(k & 0xFFFFFFFF for k in db._liveness_key(name))
+        key = tuple(k & 0xFFFFFFFF for k in liveness_key(name))
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 "
@@ -194,7 +198,7 @@ def test_a_second_connection_is_outside_djangos_pool():
     options = settings.setdefault("OPTIONS", {})
     options["pool"] = {"max_size": 1}
     try:
-        clone = db.second_connection("default", "default__side")
+        clone = sql.second_connection("default", "default__side")
         assert "pool" not in clone.settings_dict["OPTIONS"]
         assert clone.pool is None
         assert clone.alias == "default__side"
@@ -205,7 +209,7 @@ def test_a_second_connection_is_outside_djangos_pool():
 
 @postgres
 def test_a_polling_waiter_never_listens(django_assert_num_queries):
-    waiter = db.Waiter("default", polling=True)
+    waiter = sql.dialect("default").waiter(polling=True)
     with django_assert_num_queries(0):
         assert waiter.wait(0.05) is False
 
@@ -214,17 +218,17 @@ def test_a_polling_waiter_never_listens(django_assert_num_queries):
 @pytest.mark.skipif(BINARY is None, reason="pgbouncer is not installed")
 @pytest.mark.parametrize(("pool_mode", "found"), [("transaction", True), ("session", True)])
 def test_a_pooler_is_detected(pool_mode, found):
-    direct = db.second_connection("default")
+    direct = sql.second_connection("default")
     try:
-        assert db.pooler(direct) == ""
+        assert sql.dialect("default").pooler(direct) == ""
     finally:
         direct.close()
     bouncer = PgBouncer(pool_mode=pool_mode)
     try:
         with bouncer.routed():
-            pooled = db.second_connection("default")
+            pooled = sql.second_connection("default")
             try:
-                assert bool(db.pooler(pooled)) is found
+                assert bool(sql.dialect("default").pooler(pooled)) is found
             finally:
                 pooled.close()
     finally:
@@ -237,10 +241,10 @@ def test_statement_pooling_is_refused_with_a_clear_error():
     bouncer = PgBouncer(pool_mode="statement")
     try:
         with bouncer.routed():
-            pooled = db.second_connection("default")
+            pooled = sql.second_connection("default")
             try:
                 with pytest.raises(ImproperlyConfigured, match="statement pooling mode"):
-                    db.pooler(pooled)
+                    sql.dialect("default").pooler(pooled)
             finally:
                 pooled.close()
     finally:

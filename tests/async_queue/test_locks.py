@@ -54,7 +54,7 @@ def test_too_many_locks_are_refused_at_schedule_time():
 
 
 def test_lock_ids_are_stable_across_processes_and_distinct_per_model():
-    code = "from async_queue.locks import lock_id; print(lock_id('testapp.counter:1'))"
+    code = "from async_queue.keys import lock_id; print(lock_id('testapp.counter:1'))"
     seen = {
         subprocess.run(
             [sys.executable, "-c", code],

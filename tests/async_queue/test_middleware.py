@@ -10,9 +10,9 @@ from django.urls import reverse
 
 from async_queue import Job, schedule
 from async_queue.checks import busy_middleware_messages, check_busy_middleware
-from async_queue.db import is_database_busy
 from async_queue.locks import hold
 from async_queue.middleware import BUSY_EVENT, BUSY_MESSAGE, busy_response
+from async_queue.sql import is_database_busy
 from powercrud.selection import Selection
 from tests.bulkapp.models import Book
 from tests.bulkapp.views import BookView

@@ -11,7 +11,7 @@ from django.urls import resolve
 
 from async_queue import Status
 from async_queue.models import Job
-from async_queue.progress import ProgressStore
+from async_queue.sql import dialect
 from async_queue.views import JobLiveView, JobRowView
 from tests.async_queue.test_views import (
     make_failed,
@@ -149,7 +149,7 @@ def test_live_progress_from_the_store_reaches_an_async_poll():
     """On SQLite the side database is read in a worker thread whose connection is closed."""
     staff = make_user("staff", staff=True, superuser=True)
     job = make_running()
-    store = ProgressStore.for_database("default")
+    store = dialect("default").progress_store()
     store.write(job, 7, 10, "from the store")
     store.close()
 

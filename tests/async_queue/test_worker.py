@@ -7,8 +7,8 @@ from django.db import connection
 from django.db.models.functions import Now
 
 from async_queue import InvalidJobState, Job, JobError, Status, schedule
-from async_queue import db as queue_db
 from async_queue.retries import retry_ceiling
+from async_queue.sql import dialect
 from async_queue.worker import Worker, format_traceback
 from tests.faults.stored import forge, nested_list, nested_object
 from tests.testapp import tasks
@@ -133,7 +133,7 @@ def test_a_name_that_does_not_import_is_retried():
 
 def test_completion_is_fenced_to_the_claim():
     job = schedule(tasks.increment)
-    claimed = queue_db.claim("default", "worker-a", job_id=job.pk)
+    claimed = dialect("default").claim("worker-a", job_id=job.pk)
     # Another process took the job over (a false rescue): the first runner must not commit.
     Job.objects.filter(pk=job.pk).update(worker="worker-b")
     with Worker(worker_id="worker-a") as worker:
@@ -150,7 +150,7 @@ def test_a_worker_recovers_its_own_job_whose_failure_it_could_not_record():
     with Worker(worker_id="worker-a") as worker:
         worker.liveness.ensure()  # alive: other workers would never take this job
         # Claimed, then the connection was lost and the failure could not be written.
-        queue_db.claim("default", "worker-a", job_id=job.pk)
+        dialect("default").claim("worker-a", job_id=job.pk)
         assert worker.recover() == 1
     job.refresh_from_db()
     assert (job.status, job.attempts) == (Status.QUEUED, 1)
@@ -160,12 +160,12 @@ def test_a_worker_recovers_its_own_job_whose_failure_it_could_not_record():
 
 def test_claim_counts_the_attempt_in_a_committed_statement():
     job = schedule(tasks.increment)
-    claimed = queue_db.claim("default", "w")
+    claimed = dialect("default").claim("w")
     assert claimed.pk == job.pk
     assert (claimed.status, claimed.attempts, claimed.worker) == (Status.RUNNING, 1, "w")
     assert claimed.started_at is not None
     assert Job.objects.get(pk=job.pk).attempts == 1
-    assert queue_db.claim("default", "w") is None
+    assert dialect("default").claim("w") is None
 
 
 def test_claim_order_is_priority_then_age_and_skips_future_jobs():
@@ -192,12 +192,12 @@ def test_claim_order_is_priority_then_age_and_skips_future_jobs():
 def test_claim_query_is_one_statement(django_assert_num_queries):
     schedule(tasks.increment)
     with django_assert_num_queries(1):
-        assert queue_db.claim("default", "w") is not None
+        assert dialect("default").claim("w") is not None
 
 
 def test_success_path_costs_the_body_plus_one_update(django_assert_num_queries):
     job = schedule(tasks.echo, [1])
-    claimed = queue_db.claim("default", "w")
+    claimed = dialect("default").claim("w")
     # BEGIN, the fenced UPDATE, COMMIT: nothing else on the success path.
     with django_assert_num_queries(3):
         Worker(worker_id="w").run(claimed)  # run() alone takes no liveness lock

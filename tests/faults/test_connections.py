@@ -24,7 +24,7 @@ from tests.faults.conftest import report, size
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 FOREVER = ("--forever", "--sleep", "0.1", "-v", "0")
-# The progress connection's only write (async_queue.progress.RowStore).
+# The progress connection's only write (async_queue.sql.postgresql.RowStore).
 PROGRESS_SQL = "%RETURNING cancel_requested_at IS NOT NULL%"
 
 

@@ -18,8 +18,8 @@ import pytest
 from django.db import DatabaseError, connection
 
 from async_queue import Job, JobError, schedule
-from async_queue.db import second_connection
 from async_queue.models import Worker
+from async_queue.sql import second_connection
 from tests.conftest import wait_for
 from tests.faultapp.models import LedgerCounter
 from tests.faults.conftest import report, size

@@ -21,8 +21,8 @@ from django.db import connection
 from django.test import Client
 
 from async_queue import Job, JobError
-from async_queue.db import database_now
 from async_queue.models import Worker
+from async_queue.sql import database_now
 from tests.conftest import WorkerProcess, wait_for
 from tests.faults.conftest import report, size
 from tests.faults.pgbouncer import PgBouncer, pgbouncer  # noqa: F401 (the fixture)

@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 
 from async_queue import Job, JobError, schedule
-from async_queue.db import database_now
+from async_queue.sql import database_now
 from tests.conftest import wait_for
 from tests.faultapp.models import LedgerCounter
 from tests.faults.conftest import Ledger, report, size
