@@ -1,6 +1,6 @@
 """Throughput, latency, connection and memory figures of async_queue on PostgreSQL.
 
-    PYTHONPATH=. python -m async_queue.benchmark [--scale 0.1] [--json] [--keep]
+    PYTHONPATH=. python -m benchmarks.queue [--scale 0.1] [--json] [--keep]
 
 Every figure is measured next to a raw baseline in the same run: psycopg without
 Django, running the SQL the queue runs. The claim and the fenced completion are
@@ -46,7 +46,7 @@ import psycopg
 from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
-SETTINGS_MODULE = "async_queue.bench_settings"
+SETTINGS_MODULE = "benchmarks.settings"
 DEFAULT_DATABASE = "async_queue_bench"
 COUNTER_TABLE = "async_queue_bench_counter"
 COUNTER_ROWS = 1000
@@ -121,14 +121,14 @@ def backend_pid() -> int:
 
 
 def require_entry_point() -> None:
-    """Refuse to run unless this process is ``python -m async_queue.benchmark``.
+    """Refuse to run unless this process is ``python -m benchmarks.queue``.
 
-    This module sits in the app's package, so a job row may import it (its jobs
-    are declared by exact name in ``bench_settings``): importing it must not reach
-    the code that creates and drops databases or runs SQL handed to it.
+    A worker running ``benchmarks.settings`` imports this module (its jobs are
+    declared there by exact name): importing it must not reach the code that
+    creates and drops databases or runs SQL handed to it.
     """
     if Path(sys.argv[0]).resolve() != Path(__file__).resolve():
-        raise RuntimeError("The benchmark runs only as `python -m async_queue.benchmark`.")
+        raise RuntimeError("The benchmark runs only as `python -m benchmarks.queue`.")
 
 
 def _fill(template: Sequence[dict[str, Any]], slots: dict[str, Any]) -> list[Any]:
@@ -370,7 +370,7 @@ class Benchmark:
         self, body: str, *, listen: bool = False, max_jobs: int | None = None
     ) -> subprocess.Popen[bytes]:
         spec = {**self.spec, "body": body, "listen": listen, "max_jobs": max_jobs}
-        return self._spawn(["-m", "async_queue.benchmark", "--raw-worker", json.dumps(spec)], "raw")
+        return self._spawn(["-m", "benchmarks.queue", "--raw-worker", json.dumps(spec)], "raw")
 
     def wait(self, processes: Sequence[subprocess.Popen[bytes]], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -926,7 +926,7 @@ def render(results: dict[str, Any]) -> str:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m async_queue.benchmark", description=__doc__.split("\n\n")[0]
+        prog="python -m benchmarks.queue", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument(
         "--database",
@@ -983,6 +983,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 if __name__ == "__main__":
     # Run the copy of this module imported under its real name, so that the job
     # functions scheduled here are the ones a worker imports (not __main__.noop).
-    from async_queue.benchmark import main as _main
+    from benchmarks.queue import main as _main
 
     sys.exit(_main())
