@@ -34,10 +34,11 @@ DATABASES = {
 }
 
 ASYNC_QUEUE = {
-    # Declared by exact name: the benchmark module imports psycopg only, not Django.
+    # Declared by exact name: benchmarks.jobs imports nothing, so that the raw
+    # psycopg loops can share its SQL without importing Django.
     "JOBS": [
-        "benchmarks.queue.noop",
-        "benchmarks.queue.bump",
-        "benchmarks.queue.backend_pid",
+        "benchmarks.jobs.noop",
+        "benchmarks.jobs.bump",
+        "benchmarks.jobs.backend_pid",
     ],
 }

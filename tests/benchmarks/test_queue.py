@@ -17,7 +17,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from benchmarks.queue import main, render
+from benchmarks.queue import main
+from benchmarks.report import render
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES = {
