@@ -1,4 +1,4 @@
-"""Minimal Django settings for ``python -m async_queue.benchmark`` (PostgreSQL only).
+"""Minimal Django settings for ``python -m benchmarks.queue`` (PostgreSQL only).
 
 The benchmark sets ``ASYNC_QUEUE_BENCH_DB_NAME`` before Django starts, and the
 worker subprocesses it launches inherit it. ``CONN_MAX_AGE`` is 0 on purpose: the
@@ -34,10 +34,11 @@ DATABASES = {
 }
 
 ASYNC_QUEUE = {
-    # Declared by exact name: the benchmark module imports psycopg only, not Django.
+    # Declared by exact name: benchmarks.jobs imports nothing, so that the raw
+    # psycopg loops can share its SQL without importing Django.
     "JOBS": [
-        "async_queue.benchmark.noop",
-        "async_queue.benchmark.bump",
-        "async_queue.benchmark.backend_pid",
+        "benchmarks.jobs.noop",
+        "benchmarks.jobs.bump",
+        "benchmarks.jobs.backend_pid",
     ],
 }

@@ -1,4 +1,4 @@
-"""``python -m async_queue.benchmark`` runs end to end and reports every figure.
+"""``python -m benchmarks.queue`` runs end to end and reports every figure.
 
 Timings vary too much between machines to assert targets here; the test checks
 that each figure was measured (positive numbers, next to its raw baseline) and
@@ -17,7 +17,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from async_queue.benchmark import main, render
+from benchmarks.queue import main
+from benchmarks.report import render
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES = {
@@ -40,7 +41,7 @@ def run_benchmark(tmp_path: Path, *args: str, timeout: float = 60) -> subprocess
         "TMPDIR": str(tmp_path),
     }
     return subprocess.run(
-        [sys.executable, "-m", "async_queue.benchmark", *args],
+        [sys.executable, "-m", "benchmarks.queue", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -130,6 +131,6 @@ def test_table_names_missed_targets():
 
 
 def test_runs_only_as_the_entry_point():
-    # A job row naming async_queue.benchmark.main must not reach the database code.
+    # A job row naming benchmarks.queue.main must not reach the database code.
     with pytest.raises(RuntimeError, match="runs only as"):
         main(["--database", "async_queue_bench_forged"])
