@@ -50,7 +50,7 @@ class Benchmark(Harness):
         from django.db import connection, transaction
 
         from async_queue import Job, Status, schedule_many
-        from async_queue.db import CHANNEL
+        from async_queue.sql import CHANNEL
         from async_queue.worker import Worker
 
         self.reset()
