@@ -18,4 +18,4 @@ class AsyncQueueConfig(AppConfig):
         )
 
         if importlib.util.find_spec("django.tasks"):  # Django 6.0+
-            from . import backends  # noqa: F401  (sends django.tasks' signals)
+            from .contrib.tasks import backend  # noqa: F401  (sends django.tasks' signals)

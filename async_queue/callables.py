@@ -28,6 +28,7 @@ from asgiref.sync import async_to_sync
 from django.apps import apps
 
 from .conf import queue_settings
+from .contrib.tasks.runner import is_task, task_runner
 from .exceptions import JobNotAllowed, ScheduleError
 
 JOB_ATTRIBUTE = "async_queue_job"
@@ -149,7 +150,7 @@ def find(name: str) -> Any:
         if not callable(target):
             raise JobNotAllowed(f"{name!r} (in ASYNC_QUEUE['JOBS']) is not callable.")
         return target
-    if _is_django_task(target) or declared_options(target) is not None:
+    if is_task(target) or declared_options(target) is not None:
         return target
     raise JobNotAllowed(f"{name!r} is not a declared job; {HOW_TO_DECLARE}.")
 
@@ -162,29 +163,13 @@ def resolve(name: str) -> Callable[..., Any]:
     like any function, in its thread and so inside the job's transaction.
     """
     target = find(name)
-    if _is_django_task(target):
-        return _task_runner(target)
+    if is_task(target):
+        return task_runner(target)
     if inspect.iscoroutinefunction(target):
         # ORM calls in the coroutine (``aget``, ``acreate``, sync_to_async) run in
         # this thread, on this connection: inside the job's transaction.
         return async_to_sync(target)
     return target
-
-
-def _is_django_task(target: Any) -> bool:
-    return type(target).__module__ == "django.tasks.base" and type(target).__name__ == "Task"
-
-
-def _task_runner(task: Any) -> Callable[..., Any]:
-    def run(*args: Any, **kwargs: Any) -> Any:
-        if task.takes_context:
-            from .backends import task_context
-            from .progress import current_job
-
-            return task.call(task_context(current_job()), *args, **kwargs)
-        return task.call(*args, **kwargs)
-
-    return run
 
 
 def declaration(function: Callable[..., Any] | str) -> tuple[str, JobOptions | None]:
@@ -194,7 +179,7 @@ def declaration(function: Callable[..., Any] | str) -> tuple[str, JobOptions | N
     name in ``JOBS``); anything else raises ``ScheduleError`` here, at schedule time,
     naming the fix, instead of failing in a worker later.
     """
-    if _is_django_task(function):
+    if is_task(function):
         function = function.module_path
     if isinstance(function, str):
         name = function

@@ -2,138 +2,35 @@
 
 A job moves ``queued -> running -> succeeded | failed | cancelled``; a failed
 attempt that has attempts left goes back to ``queued`` with a later
-``run_after``. Every transition is a conditional UPDATE that names the status
-it expects, so two processes can never both perform the same transition.
-Timestamps come from the database clock (``Now()``), never from the clock of
-whichever machine a worker runs on.
+``run_after`` (``states`` names them all). Every transition is a conditional
+UPDATE that names the state it expects, here as a method of ``Job``; the two of
+the hot path, the claim and the success, are single statements of the dialect
+(``sql.Dialect.claim``/``complete``) fenced the same way. So two processes can
+never both perform the same transition. Timestamps come from the database clock
+(``Now()``), never from the clock of whichever machine a worker runs on.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connections, models
+from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Now
+from django.utils.module_loading import import_string
 
 from .exceptions import InvalidJobState
 from .fields import JobJSONField
+from .querysets import JobQuerySet
+from .states import FINISHED, Outcome, Progress, Status
 
-if TYPE_CHECKING:
-    from .worker import Outcome
-
-
-class Status(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
-
-
-FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
-
-
-@dataclass(frozen=True)
-class Progress:
-    """A job's progress as last reported."""
-
-    current: int | None = None
-    total: int | None = None
-    message: str = ""
-    updated_at: datetime | None = None
-    cancel_requested: bool = False
-
-    @property
-    def percent(self) -> float | None:
-        if self.current is None or not self.total:
-            return None
-        return max(0.0, min(100.0, 100.0 * self.current / self.total))
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"current": self.current, "total": self.total, "message": self.message}
-
-
-class JobQuerySet(models.QuerySet["Job"]):
-    def queued(self) -> JobQuerySet:
-        return self.filter(status=Status.QUEUED)
-
-    def due(self) -> JobQuerySet:
-        """Queued jobs whose ``run_after`` has passed on the database clock."""
-        return self.filter(status=Status.QUEUED, run_after__lte=Now())
-
-    def running(self) -> JobQuerySet:
-        return self.filter(status=Status.RUNNING)
-
-    def succeeded(self) -> JobQuerySet:
-        return self.filter(status=Status.SUCCEEDED)
-
-    def failed(self) -> JobQuerySet:
-        return self.filter(status=Status.FAILED)
-
-    def cancelled(self) -> JobQuerySet:
-        return self.filter(status=Status.CANCELLED)
-
-    def finished(self) -> JobQuerySet:
-        return self.filter(status__in=FINISHED)
-
-    def in_claim_order(self) -> JobQuerySet:
-        """Highest priority first, then the longest due, then the oldest."""
-        return self.order_by("-priority", "run_after", "id")
-
-    def count_by_status(self, cap: int, statuses: Iterable[str] = tuple(Status)) -> dict[str, int]:
-        """How many of these jobs are in each status, each counted up to ``cap + 1``.
-
-        One statement of per-status ``COUNT`` subqueries, each stopping after
-        ``cap + 1`` rows (found through the status index), so the cost does not
-        grow with the table: a count above ``cap`` means "more than ``cap``".
-        Only ``statuses`` are counted (all by default).
-        """
-        statuses = [Status(status) for status in statuses]
-        if self.query.is_empty():
-            return dict.fromkeys((status.value for status in statuses), 0)
-        parts, params = [], []
-        jobs = self.order_by().values("pk")
-        for index, status in enumerate(statuses):
-            limited = jobs.filter(status=status)[: cap + 1]
-            sql, part_params = limited.query.get_compiler(using=self.db).as_sql()
-            parts.append(f"(SELECT COUNT(*) FROM ({sql}) AS counted_{index})")
-            params.extend(part_params)
-        with connections[self.db].cursor() as cursor:
-            cursor.execute(f"SELECT {', '.join(parts)}", params)
-            row = cursor.fetchone()
-        return {status.value: count for status, count in zip(statuses, row, strict=True)}
-
-    def names(self, limit: int) -> list[str]:
-        """The distinct names of the stored jobs in order, at most ``limit`` of them.
-
-        Every job in the table counts, whatever this queryset's filters: the names
-        are found by skipping through the ``(name, status)`` index, one probe per
-        distinct name, so the cost grows with the number of names (a few dozen to
-        a few hundred in practice), not with the number of jobs.
-        """
-        connection = connections[self.db]
-        table = connection.ops.quote_name(Job._meta.db_table)
-        sql = (
-            f"WITH RECURSIVE found(name, n) AS ("
-            f"SELECT MIN(name), 1 FROM {table} "
-            f"UNION ALL SELECT (SELECT MIN(name) FROM {table} WHERE name > found.name), n + 1 "
-            f"FROM found WHERE found.name IS NOT NULL AND n < %s"
-            f") SELECT name FROM found WHERE name IS NOT NULL"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [limit])
-            return [name for (name,) in cursor.fetchall()]
-
-    def cancel(self) -> int:
-        """Cancel the queued jobs among these; returns how many were cancelled."""
-        return self.queued().update(status=Status.CANCELLED, finished_at=Now())
+# How a job runs in this process (``Job.execute()``): the worker's, imported when
+# called, so that the model never depends on the worker that depends on it.
+EXECUTOR = "async_queue.worker.execute"
 
 
 class Job(models.Model):
@@ -214,7 +111,7 @@ class Job(models.Model):
                 F("priority").desc(),
                 "run_after",
                 "id",
-                condition=Q(status="queued"),
+                condition=Q(status=Status.QUEUED),
                 name="async_queue_job_claim_idx",
             ),
             models.Index(fields=["status", "finished_at"], name="async_queue_job_finished_idx"),
@@ -227,7 +124,7 @@ class Job(models.Model):
             ),
             models.UniqueConstraint(
                 fields=["unique_key"],
-                condition=Q(status__in=["queued", "running"]),
+                condition=Q(status__in=[Status.QUEUED, Status.RUNNING]),
                 name="async_queue_job_unique_active",
             ),
         ]
@@ -282,6 +179,62 @@ class Job(models.Model):
             )
         self.refresh_from_db(fields=[*values])
 
+    # -- transitions of a claimed attempt (a worker's) -------------------------------------
+
+    def claimed(self, worker: str) -> JobQuerySet:
+        """This row, only while it is still running under this claim (attempt and worker)."""
+        return Job.objects.using(self._state.db).filter(
+            pk=self.pk, status=Status.RUNNING, attempts=self.attempts, worker=worker
+        )
+
+    def defer(self, worker: str, seconds: float) -> bool:
+        """Its object locks are busy: queued again in ``seconds``, the attempt not used."""
+        if not self.claimed(worker).update(
+            status=Status.QUEUED, attempts=F("attempts") - 1, run_after=_later(seconds)
+        ):
+            return False
+        self.status, self.attempts = Status.QUEUED, self.attempts - 1
+        return True
+
+    def mark_cancelled(self, worker: str, progress: dict[str, Any]) -> bool:
+        """Cancellation was requested and the running job noticed (its writes rolled back)."""
+        if not self.claimed(worker).update(status=Status.CANCELLED, finished_at=Now(), **progress):
+            return False
+        self.status = Status.CANCELLED
+        return True
+
+    def fail_attempt(
+        self,
+        worker: str,
+        error: dict[str, str],
+        *,
+        retry_in: float | None,
+        progress: dict[str, Any],
+    ) -> bool:
+        """Record a failed attempt (``error``: a ``JobError``'s exception, message, traceback
+        and the row's ``last_error`` summary): queued again in ``retry_in`` seconds, or
+        failed for good when it is None. False if the claim was lost meanwhile."""
+        values: dict[str, Any]
+        if retry_in is None:
+            values = {"status": Status.FAILED, "finished_at": Now()}
+        else:
+            values = {"status": Status.QUEUED, "run_after": _later(retry_in)}
+        summary = error["summary"]
+        if not self.claimed(worker).update(last_error=summary, **values, **progress):
+            return False
+        JobError.objects.using(self._state.db).create(
+            job_id=self.pk,
+            attempt=self.attempts,
+            worker=worker,
+            exception=error["exception"],
+            message=error["message"],
+            traceback=error["traceback"],
+        )
+        self.status, self.last_error = values["status"], summary
+        return True
+
+    # -- transitions anyone may ask for -----------------------------------------------------
+
     def cancel(self) -> None:
         """Cancel a queued job (it will never run)."""
         self._transition((Status.QUEUED,), status=Status.CANCELLED, finished_at=Now())
@@ -315,11 +268,18 @@ class Job(models.Model):
 
     def execute(self) -> Outcome:
         """Run this queued job now, in this process, exactly as a worker would."""
-        from .worker import Worker
-
-        outcome = Worker(using=self._state.db or "default").execute(self)
+        outcome: Outcome = import_string(EXECUTOR)(self)
         self.refresh_from_db()
         return outcome
+
+
+def _later(seconds: float) -> Any:
+    """The database clock's now, ``seconds`` later."""
+    if not seconds:
+        return Now()
+    return models.ExpressionWrapper(
+        Now() + timedelta(seconds=seconds), output_field=models.DateTimeField()
+    )
 
 
 class JobGroup(models.Model):

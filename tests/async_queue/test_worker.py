@@ -7,9 +7,10 @@ from django.db import connection
 from django.db.models.functions import Now
 
 from async_queue import InvalidJobState, Job, JobError, Status, schedule
+from async_queue.attempts import format_traceback
 from async_queue.retries import retry_ceiling
 from async_queue.sql import dialect
-from async_queue.worker import Worker, format_traceback
+from async_queue.worker import Worker
 from tests.faults.stored import forge, nested_list, nested_object
 from tests.testapp import tasks
 from tests.testapp.models import Counter, Record

@@ -9,7 +9,8 @@ from django.db import DatabaseError
 
 from async_queue.exceptions import WorkerAborted
 from async_queue.pool import Pool, worker_command
-from async_queue.worker import Outcome, Worker
+from async_queue.states import Outcome
+from async_queue.worker import Worker
 
 
 class Command(BaseCommand):

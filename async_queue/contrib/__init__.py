@@ -1,0 +1,1 @@
+"""Optional parts of the queue: the django.tasks backend, the tracker."""

@@ -1,0 +1,153 @@
+"""A ``django.tasks`` backend (Django 6.0+) that stores tasks as Job rows.
+
+    TASKS = {"default": {
+        "BACKEND": "async_queue.contrib.tasks.QueueBackend",  # or async_queue.backends.QueueBackend
+        "QUEUES": ["default", "mail"],          # optional: the queue names tasks may use
+        "OPTIONS": {"ON_COMMIT": True, "DATABASE": None},
+    }}
+
+``@task`` functions' ``.enqueue()``, ``.aenqueue()`` and ``.using(priority=,
+queue_name=, run_after=)`` write Job rows through ``schedule()``, so the same
+rules hold: inside a transaction the row is written when it commits (and never
+if it rolls back), and the returned ``TaskResult``'s ``id`` is set then;
+``"ON_COMMIT": False`` writes it at once in the caller's transaction.
+``flush_queue`` runs them, ``async def`` tasks included, in the job's transaction.
+Django's priorities (-100..100) map to the queue's as they are.
+
+``get_result(id)`` reads the row: READY (queued), RUNNING, SUCCESSFUL, FAILED
+(failed or cancelled); ``errors`` are the JobError rows (exception class path
+and traceback per failed attempt); ``worker_ids`` the worker of each attempt.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import router, transaction
+from django.tasks import TaskResultStatus
+from django.tasks.backends.base import BaseTaskBackend
+from django.tasks.base import Task, TaskError, TaskResult
+from django.tasks.exceptions import TaskResultDoesNotExist
+from django.tasks.signals import task_enqueued, task_finished, task_started
+
+from ...callables import find
+from ...exceptions import JobNotAllowed
+from ...models import Job, Status
+from ...scheduling import schedule
+from ...signals import job_cancelled, job_failed, job_started, job_succeeded
+from .runner import META_KEY, backend_of
+
+STATUS = {
+    Status.QUEUED: TaskResultStatus.READY,
+    Status.RUNNING: TaskResultStatus.RUNNING,
+    Status.SUCCEEDED: TaskResultStatus.SUCCESSFUL,
+    Status.FAILED: TaskResultStatus.FAILED,
+    Status.CANCELLED: TaskResultStatus.FAILED,
+}
+
+
+class QueueBackend(BaseTaskBackend):
+    supports_defer = True
+    supports_priority = True
+    supports_get_result = True
+    supports_async_task = True
+    stores_jobs = True  # what ``runner.backend_of`` recognises
+
+    def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
+        self.validate_task(task)
+        using = self.options.get("DATABASE") or router.db_for_write(Job)
+        on_commit = self.options.get("ON_COMMIT", True)
+        job = schedule(
+            task.module_path,
+            list(args),
+            dict(kwargs),
+            run_after=task.run_after,
+            priority=task.priority,
+            queue=task.queue_name,
+            meta={META_KEY: self.alias},
+            using=using,
+            on_commit=on_commit,
+        )
+        result = self._result(task, job)
+
+        def written() -> None:
+            object.__setattr__(result, "id", str(job.pk))
+            object.__setattr__(result, "enqueued_at", job.created_at)
+            task_enqueued.send(type(self), task_result=result)
+
+        if job.pk is None:  # written when the transaction commits, by schedule()'s hook
+            transaction.on_commit(written, using=using)
+        else:
+            written()
+        return result
+
+    def get_result(self, result_id: str) -> TaskResult:
+        try:
+            job = Job.objects.using(self.options.get("DATABASE") or router.db_for_read(Job)).get(
+                pk=int(result_id), meta__has_key=META_KEY
+            )
+        except (ValueError, TypeError, Job.DoesNotExist):
+            raise TaskResultDoesNotExist(result_id) from None
+        try:
+            return self.result_for(job)
+        except (ImportError, JobNotAllowed) as exc:
+            # A row naming no declared Task (forged, or its code since removed).
+            raise TaskResultDoesNotExist(f"{result_id}: {exc}") from None
+
+    def result_for(self, job: Job) -> TaskResult:
+        """The TaskResult a Job row stands for."""
+        task = find(job.name)
+        if not isinstance(task, Task):
+            raise TaskResultDoesNotExist(f"Job {job.pk} ({job.name}) is not a django.tasks Task.")
+        return self.result_of_task(task, job)
+
+    def result_of_task(self, task: Task, job: Job) -> TaskResult:
+        """The TaskResult of ``job``, which runs ``task``."""
+        task = task.using(priority=job.priority, queue_name=job.queue, backend=self.alias)
+        return self._result(task, job)
+
+    def _result(self, task: Task, job: Job) -> TaskResult:
+        errors = list(job.errors.all()) if job.pk is not None else []
+        workers = [error.worker for error in errors]
+        if job.attempts > len(errors) and job.worker:
+            workers.append(job.worker)
+        result = TaskResult(
+            task=task,
+            id=str(job.pk) if job.pk is not None else "",
+            status=STATUS[job.status],
+            enqueued_at=job.created_at if job.pk is not None else None,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            last_attempted_at=job.started_at,
+            args=job.args,
+            kwargs=job.kwargs,
+            backend=self.alias,
+            errors=[
+                TaskError(exception_class_path=_class_path(e.exception), traceback=e.traceback)
+                for e in errors
+            ],
+            worker_ids=workers,
+        )
+        if job.status == Status.SUCCEEDED:
+            object.__setattr__(result, "_return_value", job.result)
+        return result
+
+
+def _class_path(exception: str) -> str:
+    return exception if "." in exception else f"builtins.{exception}"
+
+
+def _started(sender: Any, job: Job, payload: dict[str, Any], **kwargs: Any) -> None:
+    if (backend := backend_of(job)) is not None:
+        task_started.send(type(backend), task_result=backend.result_for(job))
+
+
+def _finished(sender: Any, job: Job, payload: dict[str, Any], **kwargs: Any) -> None:
+    if (backend := backend_of(job)) is not None:
+        job.refresh_from_db()
+        task_finished.send(type(backend), task_result=backend.result_for(job))
+
+
+job_started.connect(_started, dispatch_uid="async_queue.contrib.tasks.started")
+for _signal in (job_succeeded, job_failed, job_cancelled):
+    _signal.connect(_finished, dispatch_uid=f"async_queue.contrib.tasks.finished.{id(_signal)}")

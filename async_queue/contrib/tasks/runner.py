@@ -1,0 +1,54 @@
+"""Running a ``django.tasks`` ``Task`` as a job: its call, and its context.
+
+Needed wherever a Task object is declared at a dotted path, with or without the
+backend in ``TASKS``; so it imports neither the backend nor scheduling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ...models import Job
+from ...progress import current_job
+
+META_KEY = "django_task_backend"
+
+
+def is_task(target: Any) -> bool:
+    """Whether ``target`` is a ``django.tasks`` ``Task`` (without importing django.tasks)."""
+    return type(target).__module__ == "django.tasks.base" and type(target).__name__ == "Task"
+
+
+def backend_of(job: Job) -> Any:
+    """The queue's django.tasks backend that enqueued ``job``, if one did."""
+    from django.tasks import task_backends
+
+    alias = job.meta.get(META_KEY) if isinstance(job.meta, dict) else None
+    if alias is None:
+        return None
+    backend = task_backends[alias]
+    return backend if getattr(backend, "stores_jobs", False) else None
+
+
+def task_context(job: Job | None, task: Any) -> Any:
+    """The ``TaskContext`` a ``takes_context`` task receives, for the running job."""
+    from django.tasks.base import TaskContext
+
+    if job is None:
+        raise RuntimeError("A task that takes a context can only run as a job.")
+    backend = backend_of(job)
+    if backend is None:
+        raise RuntimeError(f"Job {job.pk} was not enqueued through a django.tasks backend.")
+    return TaskContext(task_result=backend.result_of_task(task, job))
+
+
+def task_runner(task: Any) -> Callable[..., Any]:
+    """A plain callable that runs ``task`` (with its context if it takes one)."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        if task.takes_context:
+            return task.call(task_context(current_job(), task), *args, **kwargs)
+        return task.call(*args, **kwargs)
+
+    return run
