@@ -8,7 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import Permission, User
 from django.db import connection
+from django.test import Client
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -105,6 +107,74 @@ def start_worker(transactional_db, tmp_path) -> Callable[..., WorkerProcess]:
     yield start
     for worker in started:
         worker.kill()
+
+
+# -- users and signed-in clients ------------------------------------------------------------
+#
+# The one place tests make users and sign them in. No user gets a usable password unless a
+# test posts a real login form: hashing one costs a third of a second, and
+# ``force_login`` needs none. The fixtures are not called ``admin_user``/``admin_client``:
+# those are pytest-django's, and a project fixture of the same name would shadow them.
+
+
+def make_user(
+    name: str = "user",
+    *perms: str,
+    staff: bool = False,
+    superuser: bool = False,
+    password: str | None = None,
+) -> User:
+    """A user with these permissions (``codename`` or ``app_label.codename``).
+
+    A superuser is staff too, as ``createsuperuser`` makes one.
+    """
+    user = User.objects.create_user(
+        name, password=password, is_staff=staff or superuser, is_superuser=superuser
+    )
+    for perm in perms:
+        app_label, _, codename = perm.rpartition(".")
+        found = Permission.objects.filter(codename=codename)
+        if app_label:
+            found = found.filter(content_type__app_label=app_label)
+        user.user_permissions.add(found.get())
+    return user
+
+
+def login(client: Client, user: User) -> Client:
+    """Sign ``user`` in on ``client``; returns the client."""
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def superuser(db) -> User:
+    return make_user("root", superuser=True)
+
+
+@pytest.fixture
+def staff_user(db) -> User:
+    """Staff without any permission or superuser status."""
+    return make_user("staff", staff=True)
+
+
+@pytest.fixture
+def plain_user(db) -> User:
+    return make_user("user")
+
+
+@pytest.fixture
+def superuser_client(client, superuser) -> Client:
+    return login(client, superuser)
+
+
+@pytest.fixture
+def staff_client(client, staff_user) -> Client:
+    return login(client, staff_user)
+
+
+@pytest.fixture
+def user_client(client, plain_user) -> Client:
+    return login(client, plain_user)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None:

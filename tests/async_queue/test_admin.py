@@ -1,5 +1,4 @@
 import pytest
-from django.contrib.auth.models import User
 from django.urls import reverse
 
 from async_queue import Job, Status, schedule
@@ -8,50 +7,44 @@ from tests.testapp import tasks
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def admin_client(client):
-    client.force_login(User.objects.create_superuser("root", password="pw"))
-    return client
-
-
-def test_changelist_with_filters_and_search_renders(admin_client):
+def test_changelist_with_filters_and_search_renders(superuser_client):
     schedule(tasks.echo)
     url = reverse("admin:async_queue_job_changelist")
-    assert admin_client.get(url).status_code == 200
-    response = admin_client.get(url, {"status__exact": "queued", "q": "echo"})
+    assert superuser_client.get(url).status_code == 200
+    response = superuser_client.get(url, {"status__exact": "queued", "q": "echo"})
     assert response.status_code == 200
     assert b"tests.testapp.tasks.echo" in response.content
-    assert admin_client.get(reverse("admin:async_queue_joberror_changelist")).status_code == 200
+    assert superuser_client.get(reverse("admin:async_queue_joberror_changelist")).status_code == 200
 
 
-def test_detail_is_read_only_and_shows_errors_inline(admin_client):
+def test_detail_is_read_only_and_shows_errors_inline(superuser_client):
     job = schedule(tasks.fail, ["kaboom"], max_attempts=1)
     job.execute()
-    response = admin_client.get(reverse("admin:async_queue_job_change", args=[job.pk]))
+    response = superuser_client.get(reverse("admin:async_queue_job_change", args=[job.pk]))
     assert response.status_code == 200
     assert b"kaboom" in response.content
     assert b"Traceback (most recent call last)" in response.content
     assert b'name="name"' not in response.content  # no editable inputs
-    assert admin_client.get(reverse("admin:async_queue_job_add")).status_code == 403
+    assert superuser_client.get(reverse("admin:async_queue_job_add")).status_code == 403
 
 
-def test_retry_and_cancel_actions(admin_client):
+def test_retry_and_cancel_actions(superuser_client):
     failed = schedule(tasks.fail, max_attempts=1)
     failed.execute()
     queued = schedule(tasks.echo)
     url = reverse("admin:async_queue_job_changelist")
     ids = [failed.pk, queued.pk]
-    admin_client.post(url, {"action": "retry_jobs", "_selected_action": ids})
+    superuser_client.post(url, {"action": "retry_jobs", "_selected_action": ids})
     failed.refresh_from_db()
     assert failed.status == Status.QUEUED
-    response = admin_client.post(
+    response = superuser_client.post(
         url, {"action": "cancel_jobs", "_selected_action": ids}, follow=True
     )
     assert b"Cancelled 2 job(s)." in response.content
     assert set(Job.objects.cancelled().values_list("pk", flat=True)) == set(ids)
 
 
-def test_the_change_page_redacts_secrets_and_escapes_markup(admin_client):
+def test_the_change_page_redacts_secrets_and_escapes_markup(superuser_client):
     job = schedule(
         tasks.echo,
         [{"token": "tok-1"}, "<b>x</b>"],
@@ -59,7 +52,7 @@ def test_the_change_page_redacts_secrets_and_escapes_markup(admin_client):
         meta={"api_key": "key-3"},
     )
     job.execute()
-    response = admin_client.get(reverse("admin:async_queue_job_change", args=[job.pk]))
+    response = superuser_client.get(reverse("admin:async_queue_job_change", args=[job.pk]))
     content = response.content.decode()
     for secret in ("tok-1", "pw-2", "key-3"):
         assert secret not in content  # in args, kwargs, meta and the echoed result

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import User
 
 from async_queue import Status, schedule
+from tests.conftest import make_user
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -47,7 +47,7 @@ def dashboard_server(live_server, settings):
 def test_a_running_job_progresses_live_and_stops_polling_when_done(
     dashboard_server, start_worker, tmp_path
 ):
-    User.objects.create_superuser("admin", password="pw")
+    make_user("admin", superuser=True, password="pw")
     job = schedule(
         "tests.testapp.dashboard_tasks.count_slowly", kwargs={"steps": 40, "delay": 0.25}
     )

@@ -1,13 +1,13 @@
 import datetime as dt
 
 import pytest
-from django.contrib.auth.models import User
 from django.db.models.functions import Now
 from django.test import override_settings
 from django.urls import reverse
 from prometheus_client.parser import text_string_to_metric_families
 
 from async_queue import Job, metrics, schedule
+from tests.conftest import login, make_user
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,8 +25,7 @@ def samples(text):
     }
 
 
-def test_metrics_parse_and_match_the_database(client):
-    client.force_login(User.objects.create_user("ops", is_staff=True))
+def test_metrics_parse_and_match_the_database(staff_client):
     for _ in range(2):
         schedule(tasks.echo, queue="mail")
     Job.objects.filter(queue="mail").update(run_after=Now() - dt.timedelta(seconds=30))
@@ -38,7 +37,7 @@ def test_metrics_parse_and_match_the_database(client):
     old.execute()
     Job.objects.filter(pk=old.pk).update(finished_at=Now() - dt.timedelta(hours=2))
 
-    response = scrape(client)
+    response = scrape(staff_client)
     assert response.status_code == 200
     assert response["Content-Type"].startswith("application/openmetrics-text")
     seen = samples(response.content.decode())
@@ -65,15 +64,14 @@ def test_metrics_parse_and_match_the_database(client):
     assert seen[(oldest, (("status", "cancelled"),))] == 0  # none stored
 
 
-def test_the_window_of_recent_jobs_is_a_setting(client):
-    client.force_login(User.objects.create_user("ops", is_staff=True))
+def test_the_window_of_recent_jobs_is_a_setting(staff_client):
     job = schedule(tasks.record, ["x"])
     job.execute()
     Job.objects.filter(pk=job.pk).update(finished_at=Now() - dt.timedelta(seconds=600))
     record = (("name", "tests.testapp.tasks.record"), ("status", "succeeded"))
-    assert ("async_queue_recently_finished_jobs", record) not in samples(scrape(client).text)
+    assert ("async_queue_recently_finished_jobs", record) not in samples(scrape(staff_client).text)
     with override_settings(ASYNC_QUEUE={"METRICS_WINDOW": 900}):
-        seen = samples(scrape(client).text)
+        seen = samples(scrape(staff_client).text)
     assert seen[("async_queue_metrics_window_seconds", ())] == 900
     assert seen[("async_queue_recently_finished_jobs", record)] == 1
 
@@ -90,7 +88,7 @@ def test_a_scrape_costs_a_fixed_number_of_statements(django_assert_num_queries):
 
 def test_metrics_need_staff_or_the_token(client):
     assert scrape(client).status_code == 403
-    client.force_login(User.objects.create_user("someone"))
+    login(client, make_user("someone"))
     assert scrape(client).status_code == 403
     client.logout()
     with override_settings(ASYNC_QUEUE={"METRICS_TOKEN": "s3cret"}):

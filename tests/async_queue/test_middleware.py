@@ -3,7 +3,6 @@ import json
 import sqlite3
 
 import pytest
-from django.contrib.auth.models import User
 from django.db import OperationalError, connection, transaction
 from django.test import Client, RequestFactory, override_settings
 from django.urls import reverse
@@ -16,6 +15,7 @@ from async_queue.sql import is_database_busy
 from powercrud.selection import Selection
 from tests.bulkapp.models import Book
 from tests.bulkapp.views import BookView
+from tests.conftest import make_user
 from tests.testapp import tasks
 from tests.testapp.models import Record
 
@@ -84,39 +84,43 @@ def test_the_busy_answer_is_a_page_or_an_htmx_fragment_and_event():
 
 @sqlite_only
 @pytest.mark.django_db(transaction=True)
-def test_a_write_behind_the_lock_answers_503_and_changes_nothing(client):
-    client.force_login(User.objects.create_superuser("root", password=None))
+def test_a_write_behind_the_lock_answers_503_and_changes_nothing(superuser_client):
     job = schedule(tasks.echo)
     url = reverse("async_queue:job-cancel", args=[job.pk])
     with locked_database():
-        response = client.post(url)
-        fragment = client.post(url, **HX)
+        response = superuser_client.post(url)
+        fragment = superuser_client.post(url, **HX)
     assert (response.status_code, fragment.status_code) == (503, 503)
     assert response["Retry-After"] == "5"
     assert BUSY_EVENT in fragment["HX-Trigger"]
     assert Job.objects.get(pk=job.pk).status == "queued"
-    assert client.post(url).status_code == 302  # and once the lock is gone, it works
+    assert superuser_client.post(url).status_code == 302  # and once the lock is gone, it works
     assert Job.objects.get(pk=job.pk).status == "cancelled"
 
 
 @sqlite_only
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.urls("tests.bulkapp.urls")
-def test_a_session_that_cannot_be_saved_answers_503_and_keeps_its_selection(client):
-    client.force_login(User.objects.create_superuser("root", password=None))
+def test_a_session_that_cannot_be_saved_answers_503_and_keeps_its_selection(superuser_client):
     first, second = Book.objects.create(title="A"), Book.objects.create(title="B")
     key = Selection.key_for(BookView, Book)
     select = reverse("book-select")
-    assert client.post(select, {"action": "toggle", "toggle": first.pk}, **HX).status_code == 200
+    assert (
+        superuser_client.post(select, {"action": "toggle", "toggle": first.pk}, **HX).status_code
+        == 200
+    )
     with locked_database():
         # Without the middleware SessionMiddleware answers 400 and the click is lost
         # silently; with it, 503 and the session as it was.
-        response = client.post(select, {"action": "toggle", "toggle": second.pk}, **HX)
+        response = superuser_client.post(select, {"action": "toggle", "toggle": second.pk}, **HX)
     assert response.status_code == 503
     assert BUSY_EVENT in response["HX-Trigger"]
-    assert client.session[key] == [str(first.pk)]
-    assert client.post(select, {"action": "toggle", "toggle": second.pk}, **HX).status_code == 200
-    assert client.session[key] == [str(first.pk), str(second.pk)]
+    assert superuser_client.session[key] == [str(first.pk)]
+    assert (
+        superuser_client.post(select, {"action": "toggle", "toggle": second.pk}, **HX).status_code
+        == 200
+    )
+    assert superuser_client.session[key] == [str(first.pk), str(second.pk)]
 
 
 @sqlite_only
@@ -135,7 +139,7 @@ def test_hold_behind_a_writer_that_declared_nothing_raises_the_lock_error_not_a_
 @sqlite_only
 @pytest.mark.django_db(transaction=True)
 def test_a_login_behind_the_lock_answers_503():
-    User.objects.create_user("ann", password="pw-for-tests", is_staff=True)
+    make_user("ann", staff=True, password="pw-for-tests")
     client = Client()
     with locked_database():
         response = client.post(

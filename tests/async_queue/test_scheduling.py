@@ -8,7 +8,6 @@ from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
 
-import async_queue
 from async_queue import Job, ScheduleError, Status, deschedule, schedule
 from async_queue.exceptions import JobNotAllowed
 from tests.testapp import tasks
@@ -142,43 +141,6 @@ def test_disallowed_names_raise_job_not_allowed_a_schedule_error():
     with pytest.raises(JobNotAllowed):
         schedule("subprocess.run")
     assert issubclass(JobNotAllowed, ValueError)
-
-
-@override_settings(ASYNC_QUEUE={"JOBS": ["tests.testapp.tasks.undeclared", "os.getpid"]})
-def test_jobs_setting_declares_exact_names_only():
-    schedule(tasks.undeclared)
-    schedule("os.getpid")
-    with pytest.raises(JobNotAllowed, match="outside the installed apps"):
-        schedule("os.getppid")
-    with pytest.raises(JobNotAllowed, match="not a declared job"):
-        schedule("tests.testapp.tasks.NOT_CALLABLE")
-
-
-def test_job_decorator_returns_the_function_and_its_defaults_apply():
-    assert tasks.mail_job() == "sent"  # still directly callable
-    job = schedule(tasks.mail_job, on_commit=False)
-    assert (job.queue, job.priority, job.max_attempts, job.timeout) == ("mail", 7, 2, 30.0)
-    job = schedule(
-        "tests.testapp.tasks.mail_job",
-        queue="other",
-        priority=0,
-        max_attempts=9,
-        timeout=5,
-        on_commit=False,
-    )
-    assert (job.queue, job.priority, job.max_attempts, job.timeout) == ("other", 0, 9, 5)
-
-
-def test_job_decorator_refuses_what_a_worker_could_not_import():
-    def inner():
-        pass
-
-    with pytest.raises(TypeError, match="not a module-level function"):
-        async_queue.job(inner)
-    with pytest.raises(TypeError, match="not a module-level function"):
-        async_queue.job(lambda: None)
-    with pytest.raises(TypeError, match="module-level function"):
-        async_queue.job(42)
 
 
 @pytest.mark.parametrize(

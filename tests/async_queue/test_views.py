@@ -13,6 +13,7 @@ from async_queue.fields import UnreadableJSON
 from async_queue.permissions import REDACTED, redact
 from async_queue.templatetags.async_queue import duration
 from async_queue.views import JobFilterForm, JobListView, call_summary
+from tests.conftest import login, make_user
 from tests.testapp import tasks
 from tests.testapp.models import Counter, Record
 
@@ -24,14 +25,6 @@ ESCAPED_SCRIPT = "&lt;script&gt;alert(1)&lt;/script&gt;"
 
 
 # -- factories ---------------------------------------------------------------------------
-
-
-def make_user(name: str, *perms: str, staff: bool = False, superuser: bool = False) -> User:
-    # No password (force_login signs in): hashing one costs a third of a second.
-    user = User.objects.create_user(name, is_staff=staff, is_superuser=superuser)
-    for perm in perms:
-        user.user_permissions.add(Permission.objects.get(codename=perm))
-    return user
 
 
 def make_job(**fields) -> Job:
@@ -86,16 +79,6 @@ def make_succeeded(**fields) -> Job:
     return make_job(status=Status.SUCCEEDED, attempts=1, result={"ok": True}, **fields)
 
 
-def login(client: Client, user: User) -> Client:
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def staff(client):
-    return login(client, make_user("staff", staff=True, superuser=True))
-
-
 def url(name: str, job: Job | None = None) -> str:
     return reverse(f"async_queue:{name}", args=[job.pk] if job else [])
 
@@ -129,15 +112,15 @@ def test_anonymous_htmx_request_redirects_the_whole_page(client):
     assert response["HX-Redirect"] == "/accounts/login/?next=/jobs/"
 
 
-def test_staff_see_every_job(staff):
+def test_staff_see_every_job(superuser_client):
     owner = make_user("owner")
     jobs = [make_job(user=owner), make_job(), make_failed()]
-    response = staff.get(url("job-list"))
+    response = superuser_client.get(url("job-list"))
     assert response.status_code == 200
     assert row_ids(response) == [job.pk for job in reversed(jobs)]
     assert b">owner</td>" in response.content  # the user column
     for name in PAGES:
-        assert staff.get(url(name, jobs[0])).status_code == 200
+        assert superuser_client.get(url(name, jobs[0])).status_code == 200
 
 
 def test_users_see_only_their_own_jobs(client):
@@ -164,26 +147,24 @@ def test_actions_on_someone_elses_job_are_404(client, name):
     assert Job.objects.get(pk=job.pk).status == Status.FAILED
 
 
-def test_inactive_staff_see_nothing(client):
+def test_inactive_staff_see_nothing(staff_client, staff_user):
     make_job()
-    user = make_user("gone", staff=True)
-    login(client, user)
-    User.objects.filter(pk=user.pk).update(is_active=False)
-    response = client.get(url("job-list"))
+    User.objects.filter(pk=staff_user.pk).update(is_active=False)
+    response = staff_client.get(url("job-list"))
     assert response.status_code == 302  # the session no longer authenticates
 
 
 # -- the list: counts, filters, search, pagination ----------------------------------------
 
 
-def test_counts_by_status(staff):
+def test_counts_by_status(superuser_client):
     make_job()
     make_job()
     make_running()
     make_failed()
     make_succeeded()
     make_job(status=Status.CANCELLED)
-    content = staff.get(url("job-list")).content.decode()
+    content = superuser_client.get(url("job-list")).content.decode()
     counts = dict(
         re.findall(r'data-status="(\w+)">.*?<span class="aq-count-value">(\d+)</span>', content)
     )
@@ -198,7 +179,7 @@ def test_counts_by_status(staff):
 
 
 @pytest.mark.parametrize("status", list(Status))
-def test_filter_by_status(staff, status):
+def test_filter_by_status(superuser_client, status):
     jobs = {
         Status.QUEUED: make_job(),
         Status.RUNNING: make_running(),
@@ -206,68 +187,83 @@ def test_filter_by_status(staff, status):
         Status.FAILED: make_failed(),
         Status.CANCELLED: make_job(status=Status.CANCELLED),
     }
-    response = staff.get(url("job-list"), {"status": status.value})
+    response = superuser_client.get(url("job-list"), {"status": status.value})
     assert row_ids(response) == [jobs[status].pk]
     assert b'aria-current="true" data-status="' + status.value.encode() in response.content
 
 
-def test_filter_by_queue_name_and_user(staff):
+def test_filter_by_queue_name_and_user(superuser_client):
     alice = make_user("alice")
     a = make_job(queue="mail")
     b = make_job(name="tests.testapp.tasks.record")
     c = make_job(user=alice)
-    assert row_ids(staff.get(url("job-list"), {"queue": "mail"})) == [a.pk]
-    assert row_ids(staff.get(url("job-list"), {"name": "tests.testapp.tasks.record"})) == [b.pk]
-    assert row_ids(staff.get(url("job-list"), {"user": "alice"})) == [c.pk]
-    assert row_ids(staff.get(url("job-list"), {"user": "nobody"})) == []
+    assert row_ids(superuser_client.get(url("job-list"), {"queue": "mail"})) == [a.pk]
+    assert row_ids(
+        superuser_client.get(url("job-list"), {"name": "tests.testapp.tasks.record"})
+    ) == [b.pk]
+    assert row_ids(superuser_client.get(url("job-list"), {"user": "alice"})) == [c.pk]
+    assert row_ids(superuser_client.get(url("job-list"), {"user": "nobody"})) == []
 
 
-def test_counts_follow_the_other_filters(staff):
+def test_counts_follow_the_other_filters(superuser_client):
     make_job(queue="mail")
     make_failed(queue="mail")
     make_failed(queue="other")
-    content = staff.get(url("job-list"), {"queue": "mail", "status": "failed"}).content.decode()
+    content = superuser_client.get(
+        url("job-list"), {"queue": "mail", "status": "failed"}
+    ).content.decode()
     assert re.search(r'data-status="all">.*?(\d+)</span>', content).group(1) == "2"
     assert re.search(r'data-status="failed">.*?(\d+)</span>', content).group(1) == "1"
     # each count links to its status under the same other filters
     assert 'href="/jobs/?queue=mail&amp;status=queued"' in content
 
 
-def test_search_by_name_and_id(staff):
+def test_search_by_name_and_id(superuser_client):
     echo = make_job()
     record = make_job(name="tests.testapp.tasks.record")
-    assert row_ids(staff.get(url("job-list"), {"q": "RECORD"})) == [record.pk]
-    assert row_ids(staff.get(url("job-list"), {"q": str(echo.pk)})) == [echo.pk]
-    assert row_ids(staff.get(url("job-list"), {"q": f"#{echo.pk}"})) == [echo.pk]
-    assert row_ids(staff.get(url("job-list"), {"q": "nothing-like-it"})) == []
+    assert row_ids(superuser_client.get(url("job-list"), {"q": "RECORD"})) == [record.pk]
+    assert row_ids(superuser_client.get(url("job-list"), {"q": str(echo.pk)})) == [echo.pk]
+    assert row_ids(superuser_client.get(url("job-list"), {"q": f"#{echo.pk}"})) == [echo.pk]
+    assert row_ids(superuser_client.get(url("job-list"), {"q": "nothing-like-it"})) == []
 
 
-def test_search_matches_any_part_of_the_name_in_any_case(staff, client):
+def test_search_matches_any_part_of_the_name_in_any_case(superuser_client, client):
     owner = make_user("owner")
     mine = make_failed(name="tests.testapp.tasks.record", user=owner)
     other = make_job(name="tests.testapp.tasks.record")
     make_job(name="tests.testapp.tasks.echo")
-    assert row_ids(staff.get(url("job-list"), {"q": "APP.TASKS.REC"})) == [other.pk, mine.pk]
-    assert row_ids(staff.get(url("job-list"), {"q": "rec", "status": "failed"})) == [mine.pk]
-    assert row_ids(staff.get(url("job-list"), {"q": "rec", "user": "owner"})) == [mine.pk]
+    assert row_ids(superuser_client.get(url("job-list"), {"q": "APP.TASKS.REC"})) == [
+        other.pk,
+        mine.pk,
+    ]
+    assert row_ids(superuser_client.get(url("job-list"), {"q": "rec", "status": "failed"})) == [
+        mine.pk
+    ]
+    assert row_ids(superuser_client.get(url("job-list"), {"q": "rec", "user": "owner"})) == [
+        mine.pk
+    ]
     login(client, owner)
     assert row_ids(client.get(url("job-list"), {"q": "record"})) == [mine.pk]
     assert row_ids(client.get(url("job-list"), {"q": "echo"})) == []
 
 
-def test_search_compares_a_bounded_number_of_names_and_says_so(staff, monkeypatch):
+def test_search_compares_a_bounded_number_of_names_and_says_so(superuser_client, monkeypatch):
     monkeypatch.setattr(JobFilterForm, "names_searched", 2)
     jobs = {name: make_job(name=f"tests.testapp.tasks.{name}") for name in ("a", "b", "c")}
-    found = staff.get(url("job-list"), {"q": "tasks.b"})
+    found = superuser_client.get(url("job-list"), {"q": "tasks.b"})
     assert row_ids(found) == [jobs["b"].pk]
     assert b"Searched the first 2 job names" in found.content
     # "c" is the third name alphabetically: not compared, and the page says why.
-    missed = staff.get(url("job-list"), {"q": "tasks.c"}, **HTMX)
+    missed = superuser_client.get(url("job-list"), {"q": "tasks.c"}, **HTMX)
     assert row_ids(missed) == []
     assert b"use the exact Name filter" in missed.content
-    assert row_ids(staff.get(url("job-list"), {"name": "tests.testapp.tasks.c"})) == [jobs["c"].pk]
+    assert row_ids(superuser_client.get(url("job-list"), {"name": "tests.testapp.tasks.c"})) == [
+        jobs["c"].pk
+    ]
     monkeypatch.setattr(JobFilterForm, "names_searched", 3)
-    assert b"Searched the first" not in staff.get(url("job-list"), {"q": "tasks"}).content
+    assert (
+        b"Searched the first" not in superuser_client.get(url("job-list"), {"q": "tasks"}).content
+    )
 
 
 def test_a_user_filter_from_a_non_staff_user_is_ignored(client):
@@ -302,59 +298,59 @@ def test_a_user_filter_from_a_non_staff_user_is_ignored(client):
         {"user__password__startswith": "a"},
     ],
 )
-def test_hostile_parameters_never_fail(staff, params):
+def test_hostile_parameters_never_fail(superuser_client, params):
     make_job()
-    response = staff.get(url("job-list"), params)
+    response = superuser_client.get(url("job-list"), params)
     assert response.status_code == 200
-    response = staff.get(url("job-list"), params, **HTMX)
+    response = superuser_client.get(url("job-list"), params, **HTMX)
     assert response.status_code == 200
 
 
-def test_invalid_filters_are_ignored_and_shown(staff):
+def test_invalid_filters_are_ignored_and_shown(superuser_client):
     job = make_job()
-    response = staff.get(url("job-list"), {"status": "bogus", "before": "abc"})
+    response = superuser_client.get(url("job-list"), {"status": "bogus", "before": "abc"})
     assert row_ids(response) == [job.pk]
     assert b"status: Select a valid choice." in response.content
     assert b"(ignored)" in response.content
 
 
-def test_keyset_pagination(staff, monkeypatch):
+def test_keyset_pagination(superuser_client, monkeypatch):
     monkeypatch.setattr(JobListView, "paginate_by", 3)
     jobs = [make_job() for _ in range(7)]
     ids = [job.pk for job in reversed(jobs)]  # newest first
-    first = staff.get(url("job-list"))
+    first = superuser_client.get(url("job-list"))
     assert row_ids(first) == ids[:3]
     content = first.content.decode()
     assert "Newer" not in content
     older = re.search(r'href="([^"]+)" hx-get="[^"]+" rel="next"', content).group(1)
     assert older == f"/jobs/?before={ids[2]}"
-    second = staff.get(older.replace("&amp;", "&"))
+    second = superuser_client.get(older.replace("&amp;", "&"))
     assert row_ids(second) == ids[3:6]
-    third = staff.get(f"/jobs/?before={ids[5]}")
+    third = superuser_client.get(f"/jobs/?before={ids[5]}")
     assert row_ids(third) == ids[6:]
     assert b'rel="next"' not in third.content
     newer = re.search(r'href="([^"]+)" hx-get="[^"]+" rel="prev"', third.content.decode())
     assert newer.group(1) == f"/jobs/?after={ids[6]}"
-    assert row_ids(staff.get(newer.group(1))) == ids[3:6]
-    assert row_ids(staff.get(f"/jobs/?after={ids[3]}")) == ids[:3]
+    assert row_ids(superuser_client.get(newer.group(1))) == ids[3:6]
+    assert row_ids(superuser_client.get(f"/jobs/?after={ids[3]}")) == ids[:3]
 
 
-def test_pagination_keeps_the_filters(staff, monkeypatch):
+def test_pagination_keeps_the_filters(superuser_client, monkeypatch):
     monkeypatch.setattr(JobListView, "paginate_by", 1)
     make_job(queue="mail")
     newest = make_job(queue="mail")
     make_job(queue="other")
-    content = staff.get(url("job-list"), {"queue": "mail"}).content.decode()
+    content = superuser_client.get(url("job-list"), {"queue": "mail"}).content.decode()
     assert f'href="/jobs/?queue=mail&amp;before={newest.pk}"' in content
 
 
-def test_counts_are_one_statement_of_capped_counts(staff):
+def test_counts_are_one_statement_of_capped_counts(superuser_client):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     make_job()
     with CaptureQueriesContext(connection) as queries:
-        staff.get(url("job-list"), {"before": "1000"})
+        superuser_client.get(url("job-list"), {"before": "1000"})
     counting = [query["sql"] for query in queries if "COUNT(" in query["sql"].upper()]
     assert len(counting) == 1
     # one capped subquery per status: nothing counts the whole table
@@ -362,12 +358,12 @@ def test_counts_are_one_statement_of_capped_counts(staff):
     assert counting[0].upper().count("LIMIT 10001") == len(Status)
 
 
-def test_counts_above_the_cap_show_a_plus(staff, monkeypatch):
+def test_counts_above_the_cap_show_a_plus(superuser_client, monkeypatch):
     monkeypatch.setattr(JobListView, "count_cap", 2)
     for _ in range(3):
         make_job()
     make_succeeded()
-    content = staff.get(url("job-list")).content.decode()
+    content = superuser_client.get(url("job-list")).content.decode()
     values = dict(
         re.findall(r'data-status="(\w+)">.*?<span class="aq-count-value">([^<]*)</span>', content)
     )
@@ -377,22 +373,22 @@ def test_counts_above_the_cap_show_a_plus(staff, monkeypatch):
     assert values["failed"] == "0"
 
 
-def test_an_id_search_looks_up_the_id_only(staff):
+def test_an_id_search_looks_up_the_id_only(superuser_client):
     wanted = make_job(name="tests.testapp.tasks.echo")
     make_job(name=f"tests.testapp.tasks.job_{wanted.pk}")
-    assert row_ids(staff.get(url("job-list"), {"q": f"#{wanted.pk}"})) == [wanted.pk]
-    assert len(row_ids(staff.get(url("job-list"), {"q": str(wanted.pk)}))) == 2
+    assert row_ids(superuser_client.get(url("job-list"), {"q": f"#{wanted.pk}"})) == [wanted.pk]
+    assert len(row_ids(superuser_client.get(url("job-list"), {"q": str(wanted.pk)}))) == 2
 
 
 # -- htmx: fragments and polling ---------------------------------------------------------
 
 
-def test_list_answers_htmx_with_the_results_partial(staff):
+def test_list_answers_htmx_with_the_results_partial(superuser_client):
     job = make_running()
-    full = staff.get(url("job-list"))
+    full = superuser_client.get(url("job-list"))
     assert b"<html" in full.content
     assert b'<form class="aq-filters"' in full.content
-    partial = staff.get(url("job-list"), {"status": "running"}, **HTMX)
+    partial = superuser_client.get(url("job-list"), {"status": "running"}, **HTMX)
     content = partial.content.decode()
     assert partial.status_code == 200
     assert "<html" not in content
@@ -400,15 +396,15 @@ def test_list_answers_htmx_with_the_results_partial(staff):
     assert content.lstrip().startswith('<div id="job-results"')
     assert f'<tr id="job-{job.pk}"' in content
     assert "HX-Request" in partial["Vary"]
-    boosted = staff.get(url("job-list"), HTTP_HX_BOOSTED="true", **HTMX)
+    boosted = superuser_client.get(url("job-list"), HTTP_HX_BOOSTED="true", **HTMX)
     assert b"<html" in boosted.content
-    restore = staff.get(url("job-list"), HTTP_HX_HISTORY_RESTORE_REQUEST="true", **HTMX)
+    restore = superuser_client.get(url("job-list"), HTTP_HX_HISTORY_RESTORE_REQUEST="true", **HTMX)
     assert b"<html" in restore.content
 
 
-def test_unfinished_rows_poll_and_finished_rows_do_not(staff):
+def test_unfinished_rows_poll_and_finished_rows_do_not(superuser_client):
     running, queued, done = make_running(), make_job(), make_succeeded()
-    content = staff.get(url("job-list")).content.decode()
+    content = superuser_client.get(url("job-list")).content.decode()
     rows = dict(re.findall(r'<tr id="job-(\d+)"([^>]*)>', content))
     assert (
         f'hx-get="/jobs/{running.pk}/row/?shown=running" hx-trigger="every 1s"'
@@ -421,9 +417,9 @@ def test_unfinished_rows_poll_and_finished_rows_do_not(staff):
     assert "hx-trigger" not in rows[str(done.pk)]
 
 
-def test_row_fragment_polls_until_the_job_ended_then_answers_286(staff):
+def test_row_fragment_polls_until_the_job_ended_then_answers_286(superuser_client):
     job = make_running(current=1, total=4)
-    response = staff.get(url("job-row", job), **HTMX)
+    response = superuser_client.get(url("job-row", job), **HTMX)
     assert response.status_code == 200
     content = response.content.decode()
     assert content.startswith(f'<tr id="job-{job.pk}"')
@@ -431,7 +427,7 @@ def test_row_fragment_polls_until_the_job_ended_then_answers_286(staff):
     assert "<html" not in content
 
     Job.objects.filter(pk=job.pk).update(status=Status.SUCCEEDED, finished_at=timezone.now())
-    response = staff.get(url("job-row", job), **HTMX)
+    response = superuser_client.get(url("job-row", job), **HTMX)
     assert response.status_code == 286
     content = response.content.decode()
     assert f'<tr id="job-{job.pk}"' in content
@@ -439,22 +435,24 @@ def test_row_fragment_polls_until_the_job_ended_then_answers_286(staff):
     assert "Succeeded" in content
 
 
-def test_a_row_whose_status_changed_refreshes_the_counts(staff):
+def test_a_row_whose_status_changed_refreshes_the_counts(superuser_client):
     job = make_running()
-    assert "HX-Trigger" not in staff.get(url("job-row", job), {"shown": "running"}, **HTMX)
-    response = staff.get(url("job-row", job), {"shown": "queued"}, **HTMX)
+    assert "HX-Trigger" not in superuser_client.get(
+        url("job-row", job), {"shown": "running"}, **HTMX
+    )
+    response = superuser_client.get(url("job-row", job), {"shown": "queued"}, **HTMX)
     assert response["HX-Trigger"] == "aq-job-changed"
     # the list's counts listen for it and reload themselves from the list
-    content = staff.get(url("job-list"), {"queue": "default"}).content.decode()
+    content = superuser_client.get(url("job-list"), {"queue": "default"}).content.decode()
     assert (
         '<div id="job-counts" hx-get="/jobs/?queue=default" '
         'hx-trigger="aq-job-changed from:body delay:300ms" hx-select="#job-counts"'
     ) in content
 
 
-def test_live_panel_polls_then_ends_with_the_result_timeline_and_errors(staff):
+def test_live_panel_polls_then_ends_with_the_result_timeline_and_errors(superuser_client):
     job = make_running(current=1, total=4)
-    response = staff.get(url("job-live", job), **HTMX)
+    response = superuser_client.get(url("job-live", job), **HTMX)
     assert response.status_code == 200
     assert f'hx-get="/jobs/{job.pk}/live/" hx-trigger="every 1s"' in response.content.decode()
     assert b"hx-swap-oob" not in response.content
@@ -462,7 +460,7 @@ def test_live_panel_polls_then_ends_with_the_result_timeline_and_errors(staff):
     Job.objects.filter(pk=job.pk).update(
         status=Status.SUCCEEDED, finished_at=timezone.now(), result={"answer": 42}
     )
-    response = staff.get(url("job-live", job), **HTMX)
+    response = superuser_client.get(url("job-live", job), **HTMX)
     assert response.status_code == 286
     content = response.content.decode()
     assert "hx-trigger" not in content
@@ -472,22 +470,22 @@ def test_live_panel_polls_then_ends_with_the_result_timeline_and_errors(staff):
     assert '<section id="job-errors" class="aq-panel" hx-swap-oob="true" hidden>' in content
 
 
-def test_the_detail_page_includes_the_polling_live_panel(staff):
+def test_the_detail_page_includes_the_polling_live_panel(superuser_client):
     job = make_running(current=3, total=10)
-    content = staff.get(url("job-detail", job)).content.decode()
+    content = superuser_client.get(url("job-detail", job)).content.decode()
     assert f'<section id="job-{job.pk}-live"' in content
     assert f'hx-get="/jobs/{job.pk}/live/" hx-trigger="every 1s"' in content
     assert 'hx-headers=\'{"X-CSRFToken": "' in content
 
 
 @pytest.mark.django_db(transaction=True)  # fresh ids: no live progress of an older job
-def test_progress_bar_shows_percent_message_elapsed_and_eta(staff):
+def test_progress_bar_shows_percent_message_elapsed_and_eta(superuser_client):
     job = make_running(current=30, total=120, message="copying <files>", seconds=60)
     for response in (
-        staff.get(url("job-list")),
-        staff.get(url("job-row", job), **HTMX),
-        staff.get(url("job-detail", job)),
-        staff.get(url("job-live", job), **HTMX),
+        superuser_client.get(url("job-list")),
+        superuser_client.get(url("job-row", job), **HTMX),
+        superuser_client.get(url("job-detail", job)),
+        superuser_client.get(url("job-live", job), **HTMX),
     ):
         content = response.content.decode()
         assert '<progress max="100" value="25.0">' in content
@@ -500,9 +498,9 @@ def test_progress_bar_shows_percent_message_elapsed_and_eta(staff):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_progress_without_a_total_has_no_percent_or_eta(staff):
+def test_progress_without_a_total_has_no_percent_or_eta(superuser_client):
     job = make_running(current=7, message="counting", seconds=5)
-    content = staff.get(url("job-row", job), **HTMX).content.decode()
+    content = superuser_client.get(url("job-row", job), **HTMX).content.decode()
     assert '<progress max="100">' in content
     assert "aq-percent" not in content
     assert "aq-eta" not in content
@@ -522,11 +520,11 @@ def test_duration_filter():
 # -- the job page ------------------------------------------------------------------------
 
 
-def test_detail_shows_arguments_meta_result_and_facts(staff):
+def test_detail_shows_arguments_meta_result_and_facts(superuser_client):
     job = make_succeeded(
         args=[1, "two"], kwargs={"flag": True}, meta={"source": "import"}, queue="mail"
     )
-    content = staff.get(url("job-detail", job)).content.decode()
+    content = superuser_client.get(url("job-detail", job)).content.decode()
     assert "[\n  1,\n  &quot;two&quot;\n]" in content
     assert "&quot;flag&quot;: true" in content
     assert "&quot;source&quot;: &quot;import&quot;" in content
@@ -535,9 +533,9 @@ def test_detail_shows_arguments_meta_result_and_facts(staff):
     assert "<dt>Queue</dt><dd>mail</dd>" in content
 
 
-def test_timeline_and_every_failed_attempt_with_its_traceback(staff):
+def test_timeline_and_every_failed_attempt_with_its_traceback(superuser_client):
     job = make_failed("went <b>wrong</b>", attempts=2)
-    content = staff.get(url("job-detail", job)).content.decode()
+    content = superuser_client.get(url("job-detail", job)).content.decode()
     assert re.findall(r"<strong>([^<]+)</strong>", content) == [
         "Scheduled",
         "Attempt 1 failed",
@@ -551,10 +549,10 @@ def test_timeline_and_every_failed_attempt_with_its_traceback(staff):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_timeline_of_a_real_failed_job(staff):
+def test_timeline_of_a_real_failed_job(superuser_client):
     job = schedule(tasks.fail, ["kaboom"], max_attempts=1)
     job.execute()
-    content = staff.get(url("job-detail", job)).content.decode()
+    content = superuser_client.get(url("job-detail", job)).content.decode()
     assert re.findall(r"<strong>([^<]+)</strong>", content) == [
         "Scheduled",
         "Attempt 1 started",
@@ -566,7 +564,7 @@ def test_timeline_of_a_real_failed_job(staff):
 
 
 def test_locks_link_to_their_objects_with_one_query_per_model(
-    staff, monkeypatch, django_assert_num_queries
+    superuser_client, monkeypatch, django_assert_num_queries
 ):
     monkeypatch.setattr(
         Counter, "get_absolute_url", lambda self: f"/counters/{self.pk}/", raising=False
@@ -586,10 +584,10 @@ def test_locks_link_to_their_objects_with_one_query_per_model(
         "price-feed <x>",
     ]
     JobLock.objects.bulk_create(JobLock(job=job, key=key) for key in keys)
-    staff.get(url("job-detail", job))  # warm the session and permissions
+    superuser_client.get(url("job-detail", job))  # warm the session and permissions
     # session, user, job, locks, counters, records, errors
     with django_assert_num_queries(7):
-        content = staff.get(url("job-detail", job)).content.decode()
+        content = superuser_client.get(url("job-detail", job)).content.decode()
     assert (
         f'<a href="/counters/{counter.pk}/">&lt;i&gt;c&lt;/i&gt;=0</a> '
         f"<code>testapp.counter:{counter.pk}</code>"
@@ -603,14 +601,14 @@ def test_locks_link_to_their_objects_with_one_query_per_model(
     assert "<li><code>price-feed &lt;x&gt;</code></li>" in content
 
 
-def test_lock_urls_that_could_run_script_are_not_linked(staff, monkeypatch):
+def test_lock_urls_that_could_run_script_are_not_linked(superuser_client, monkeypatch):
     monkeypatch.setattr(
         Counter, "get_absolute_url", lambda self: "javascript:alert(1)", raising=False
     )
     counter = Counter.objects.create(name="c")
     job = make_job()
     JobLock.objects.create(job=job, key=f"testapp.counter:{counter.pk}")
-    content = staff.get(url("job-detail", job)).content.decode()
+    content = superuser_client.get(url("job-detail", job)).content.decode()
     assert "javascript:" not in content
     assert f"<li>c=0 <code>testapp.counter:{counter.pk}</code></li>" in content
 
@@ -658,16 +656,16 @@ def test_buttons_follow_permissions_and_state(client):
 
 
 @pytest.mark.parametrize("name", ACTIONS)
-def test_actions_refuse_get(staff, name):
+def test_actions_refuse_get(superuser_client, name):
     job = make_failed()
-    assert staff.get(url(name, job)).status_code == 405
+    assert superuser_client.get(url(name, job)).status_code == 405
     assert Job.objects.get(pk=job.pk).status == Status.FAILED
 
 
 @pytest.mark.parametrize("name", ACTIONS)
 def test_actions_need_the_csrf_token(name):
     client = Client(enforce_csrf_checks=True)
-    client.force_login(make_user("root", staff=True, superuser=True))
+    login(client, make_user("root", superuser=True))
     job = make_failed()
     assert client.post(url(name, job)).status_code == 403
     assert Job.objects.get(pk=job.pk).status == Status.FAILED
@@ -676,40 +674,42 @@ def test_actions_need_the_csrf_token(name):
     assert client.post(url(name, job), HTTP_X_CSRFTOKEN=token).status_code in (302, 200)
 
 
-def test_retry_a_failed_job(staff):
+def test_retry_a_failed_job(superuser_client):
     job = make_failed()
-    response = staff.post(url("job-retry", job), {"next": "/jobs/?status=failed"})
+    response = superuser_client.post(url("job-retry", job), {"next": "/jobs/?status=failed"})
     assert response.status_code == 302
     assert response["Location"] == "/jobs/?status=failed"
     job.refresh_from_db()
     assert job.status == Status.QUEUED
-    page = staff.get(response["Location"])
+    page = superuser_client.get(response["Location"])
     assert f"Job {job.pk} was queued again.".encode() in page.content
 
 
-def test_cancel_a_queued_job(staff):
+def test_cancel_a_queued_job(superuser_client):
     job = make_job()
-    response = staff.post(url("job-cancel", job), follow=True)
+    response = superuser_client.post(url("job-cancel", job), follow=True)
     assert response.redirect_chain == [(f"/jobs/{job.pk}/", 302)]
     assert f"Job {job.pk} was cancelled.".encode() in response.content
     assert Job.objects.get(pk=job.pk).status == Status.CANCELLED
 
 
-def test_cancel_a_running_job_requests_it(staff):
+def test_cancel_a_running_job_requests_it(superuser_client):
     # A worker name of its own: the flag (on SQLite in a side file that outlives the
     # test database) belongs to this claim only.
     job = make_running(current=1, total=10, worker=f"test:{uuid.uuid4()}")
-    response = staff.post(url("job-cancel", job), follow=True)
+    response = superuser_client.post(url("job-cancel", job), follow=True)
     assert b"was requested: it stops at its next progress report." in response.content
     job.refresh_from_db()
     assert job.status == Status.RUNNING
-    row = staff.get(url("job-row", job), **HTMX).content.decode()
+    row = superuser_client.get(url("job-row", job), **HTMX).content.decode()
     assert "cancel requested" in row
 
 
-def test_delete_a_finished_job(staff):
+def test_delete_a_finished_job(superuser_client):
     job = make_failed()
-    response = staff.post(url("job-delete", job), {"next": f"/jobs/{job.pk}/"}, follow=True)
+    response = superuser_client.post(
+        url("job-delete", job), {"next": f"/jobs/{job.pk}/"}, follow=True
+    )
     assert response.redirect_chain == [("/jobs/", 302)]
     assert f"Job {job.pk} was deleted.".encode() in response.content
     assert not Job.objects.filter(pk=job.pk).exists()
@@ -726,32 +726,32 @@ def test_delete_a_finished_job(staff):
         ("job-delete", make_running, "cannot be deleted: it is running"),
     ],
 )
-def test_an_action_in_the_wrong_state_is_a_message(staff, name, make, expected):
+def test_an_action_in_the_wrong_state_is_a_message(superuser_client, name, make, expected):
     job = make()
     status = job.status
-    response = staff.post(url(name, job), follow=True)
+    response = superuser_client.post(url(name, job), follow=True)
     assert response.status_code == 200
     assert f"Job {job.pk} {expected}.".encode() in response.content
     assert b"aq-message aq-error" in response.content
     assert Job.objects.get(pk=job.pk).status == status
-    fragment = staff.post(url(name, job), HTTP_HX_TARGET=f"job-{job.pk}", **HTMX)
+    fragment = superuser_client.post(url(name, job), HTTP_HX_TARGET=f"job-{job.pk}", **HTMX)
     assert fragment.status_code == 200
     assert f'<p class="aq-notice aq-error" role="status">Job {job.pk} {expected}.' in (
         fragment.content.decode()
     )
 
 
-def test_next_must_stay_on_this_site(staff):
+def test_next_must_stay_on_this_site(superuser_client):
     job = make_failed()
     for evil in ("https://evil.example/", "//evil.example/", "javascript:alert(1)"):
         Job.objects.filter(pk=job.pk).update(status=Status.FAILED)
-        response = staff.post(url("job-retry", job), {"next": evil})
+        response = superuser_client.post(url("job-retry", job), {"next": evil})
         assert response["Location"] == f"/jobs/{job.pk}/"
 
 
-def test_htmx_actions_answer_with_the_targeted_fragment(staff):
+def test_htmx_actions_answer_with_the_targeted_fragment(superuser_client):
     failed, queued = make_failed(), make_job()
-    row = staff.post(
+    row = superuser_client.post(
         url("job-retry", failed),
         HTTP_HX_TARGET=f"job-{failed.pk}",
         HTTP_HX_CURRENT_URL="http://testserver/jobs/?status=failed",
@@ -764,21 +764,27 @@ def test_htmx_actions_answer_with_the_targeted_fragment(staff):
     assert 'hx-trigger="every 3s"' in content  # queued again: the row polls again
     assert 'name="next" value="/jobs/?status=failed"' in content
     assert row["HX-Trigger"] == "aq-job-changed"  # the list's counts refresh
-    live = staff.post(url("job-cancel", queued), HTTP_HX_TARGET=f"job-{queued.pk}-live", **HTMX)
+    live = superuser_client.post(
+        url("job-cancel", queued), HTTP_HX_TARGET=f"job-{queued.pk}-live", **HTMX
+    )
     content = live.content.decode()
     assert content.startswith(f'<section id="job-{queued.pk}-live"')
     assert f"Job {queued.pk} was cancelled." in content
     # the messages were shown in the fragment, not left for the next page
-    assert b"was queued again" not in staff.get(url("job-list")).content
+    assert b"was queued again" not in superuser_client.get(url("job-list")).content
 
 
-def test_htmx_delete_removes_the_row_or_leaves_the_job_page(staff):
+def test_htmx_delete_removes_the_row_or_leaves_the_job_page(superuser_client):
     first, second = make_succeeded(), make_failed()
-    response = staff.post(url("job-delete", first), HTTP_HX_TARGET=f"job-{first.pk}", **HTMX)
+    response = superuser_client.post(
+        url("job-delete", first), HTTP_HX_TARGET=f"job-{first.pk}", **HTMX
+    )
     assert response.status_code == 200
     assert response.content == b""
     assert response["HX-Trigger"] == "aq-job-changed"
-    response = staff.post(url("job-delete", second), HTTP_HX_TARGET=f"job-{second.pk}-live", **HTMX)
+    response = superuser_client.post(
+        url("job-delete", second), HTTP_HX_TARGET=f"job-{second.pk}-live", **HTMX
+    )
     assert response["HX-Redirect"] == "/jobs/"
     assert not Job.objects.filter(pk__in=[first.pk, second.pk]).exists()
 
@@ -819,7 +825,7 @@ def test_redact_nested_secret_keys():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_secrets_are_redacted_and_everything_is_escaped_everywhere(staff):
+def test_secrets_are_redacted_and_everything_is_escaped_everywhere(superuser_client):
     job = make_failed(
         SCRIPT,
         args=[{"token": "tok-123"}, SCRIPT],
@@ -831,14 +837,14 @@ def test_secrets_are_redacted_and_everything_is_escaped_everywhere(staff):
         current=1, total=2, message=SCRIPT, kwargs={"password": "hunter2", "note": SCRIPT}
     )
     responses = [
-        staff.get(url("job-list")),
-        staff.get(url("job-list"), **HTMX),
-        staff.get(url("job-row", job), **HTMX),
-        staff.get(url("job-row", running), **HTMX),
-        staff.get(url("job-detail", job)),
-        staff.get(url("job-detail", running)),
-        staff.get(url("job-live", job), **HTMX),
-        staff.get(url("job-live", running), **HTMX),
+        superuser_client.get(url("job-list")),
+        superuser_client.get(url("job-list"), **HTMX),
+        superuser_client.get(url("job-row", job), **HTMX),
+        superuser_client.get(url("job-row", running), **HTMX),
+        superuser_client.get(url("job-detail", job)),
+        superuser_client.get(url("job-detail", running)),
+        superuser_client.get(url("job-live", job), **HTMX),
+        superuser_client.get(url("job-live", running), **HTMX),
     ]
     for response in responses:
         content = response.content.decode()
@@ -856,14 +862,14 @@ def test_secrets_are_redacted_and_everything_is_escaped_everywhere(staff):
     assert f"RuntimeError: {ESCAPED_SCRIPT}</pre>" in detail
 
 
-def test_credentials_in_values_and_errors_are_redacted(staff):
+def test_credentials_in_values_and_errors_are_redacted(superuser_client):
     pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----"
     job = make_failed(
         "could not connect to postgres://app:url-pw-1@db/app",
         kwargs={"db_url": "redis://:url-pw-2@cache/0", "private_key": pem, "author": "Ann"},
         result={"auth": "auth-3", "credentials": {"user": "u", "key": "cred-4"}},
     )
-    pages = [staff.get(url("job-list")), staff.get(url("job-detail", job))]
+    pages = [superuser_client.get(url("job-list")), superuser_client.get(url("job-detail", job))]
     for response in pages:
         content = response.content.decode()
         for secret in ("url-pw-1", "url-pw-2", "MIIEvQIBADANBg", "auth-3", "cred-4"):
@@ -874,12 +880,12 @@ def test_credentials_in_values_and_errors_are_redacted(staff):
     assert f"postgres://app:{REDACTED}@db/app</pre>" in detail  # the traceback
 
 
-def test_pages_cut_big_values_and_show_unreadable_ones(staff, settings):
+def test_pages_cut_big_values_and_show_unreadable_ones(superuser_client, settings):
     settings.ASYNC_QUEUE = {"SHOW_MAX_BYTES": 1000}
     job = make_failed("e" * 5000, result={"blob": "x" * 100_000})
     JobError.objects.filter(job=job).update(traceback="t" * 5000)
     Job.objects.filter(pk=job.pk).update(kwargs={"k": "y" * 5000})
-    detail = staff.get(url("job-detail", job)).content.decode()
+    detail = superuser_client.get(url("job-detail", job)).content.decode()
     assert detail.count("more bytes not shown]") == 4  # kwargs, result, message, traceback
     assert "x" * 1001 not in detail
     assert len(detail) < 20_000
@@ -887,22 +893,22 @@ def test_pages_cut_big_values_and_show_unreadable_ones(staff, settings):
     assert call_summary(job) == "echo([unreadable: not valid JSON (Expecting value)])"
 
 
-def test_lists_and_polls_load_only_the_start_of_big_arguments(staff):
+def test_lists_and_polls_load_only_the_start_of_big_arguments(superuser_client):
     big = make_job(args=["x" * 70_000], kwargs={"password": "p"})
     small = make_job(args=[1], kwargs={"password": "p"})
     note = "echo([70,004 characters of args: see the job&#x27;s page])"
     for response in (
-        staff.get(url("job-list")),
-        staff.get(url("job-row", big), **HTMX),
-        staff.get(url("job-live", big), **HTMX),
+        superuser_client.get(url("job-list")),
+        superuser_client.get(url("job-row", big), **HTMX),
+        superuser_client.get(url("job-live", big), **HTMX),
     ):
         assert response.status_code == 200
-    assert note in staff.get(url("job-list")).content.decode()
-    assert note in staff.get(url("job-row", big), **HTMX).content.decode()
-    assert f'echo(1, password="{REDACTED}")' in staff.get(
+    assert note in superuser_client.get(url("job-list")).content.decode()
+    assert note in superuser_client.get(url("job-row", big), **HTMX).content.decode()
+    assert f'echo(1, password="{REDACTED}")' in superuser_client.get(
         url("job-row", small), **HTMX
     ).content.decode().replace("&quot;", '"')
-    assert "x" * 1000 in staff.get(url("job-detail", big)).content.decode()
+    assert "x" * 1000 in superuser_client.get(url("job-detail", big)).content.decode()
 
 
 # -- bounded queries ---------------------------------------------------------------------
@@ -922,13 +928,12 @@ def make_page_of_jobs(count: int, owner: User | None = None) -> None:
 
 
 @pytest.mark.parametrize("count", [4, 25])
-def test_list_query_count_is_pinned(client, django_assert_num_queries, count):
+def test_list_query_count_is_pinned(superuser_client, django_assert_num_queries, count):
     make_page_of_jobs(count, owner=make_user("owner"))
-    login(client, make_user("root", staff=True, superuser=True))
     # session, user, counts, page (with users); live progress: none on PostgreSQL (the row
     # carries it), a side file outside Django on SQLite
     with django_assert_num_queries(4):
-        response = client.get(url("job-list"))
+        response = superuser_client.get(url("job-list"))
     assert len(row_ids(response)) == count
 
 
@@ -952,16 +957,16 @@ def test_list_query_count_for_an_owner(client, django_assert_num_queries):
     assert len(row_ids(response)) == 12
 
 
-def test_row_fragment_query_count(staff, django_assert_num_queries):
+def test_row_fragment_query_count(superuser_client, django_assert_num_queries):
     job = make_running(current=1, total=3)
     # session, user, job (with its user)
     with django_assert_num_queries(3):
-        staff.get(url("job-row", job), **HTMX)
+        superuser_client.get(url("job-row", job), **HTMX)
 
 
-def test_fragments_work_without_the_htmx_middleware(staff, settings):
+def test_fragments_work_without_the_htmx_middleware(superuser_client, settings):
     settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if "django_htmx" not in m]
     job = make_succeeded()
-    response = staff.get(url("job-row", job), **HTMX)
+    response = superuser_client.get(url("job-row", job), **HTMX)
     assert response.status_code == 286
     assert response.content.decode().startswith(f'<tr id="job-{job.pk}"')

@@ -17,9 +17,9 @@ from tests.async_queue.test_views import (
     make_failed,
     make_running,
     make_succeeded,
-    make_user,
     url,
 )
+from tests.conftest import make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HX = {"HX-Request": "true"}
@@ -43,13 +43,12 @@ def test_the_polled_fragments_are_async_views():
         assert iscoroutinefunction(resolve(url(name, Job(pk=1))).func)
 
 
-def test_a_running_job_row_polls_and_a_finished_one_answers_286():
-    staff = make_user("staff", staff=True, superuser=True)
+def test_a_running_job_row_polls_and_a_finished_one_answers_286(superuser):
     running = make_running(current=3, total=4, message="almost")
     done = make_succeeded()
 
     async def poll():
-        client = await signed_in(staff)
+        client = await signed_in(superuser)
         return (
             await client.get(url("job-row", running), {"shown": "running"}, headers=HX),
             await client.get(url("job-row", done), {"shown": "running"}, headers=HX),
@@ -66,12 +65,11 @@ def test_a_running_job_row_polls_and_a_finished_one_answers_286():
     assert finished.headers["HX-Trigger"] == JobRowView.changed_event
 
 
-def test_the_live_panel_of_a_finished_job_brings_its_errors():
-    staff = make_user("staff", staff=True, superuser=True)
+def test_the_live_panel_of_a_finished_job_brings_its_errors(superuser):
     failed = make_failed(message="it broke", attempts=2)
 
     async def poll():
-        client = await signed_in(staff)
+        client = await signed_in(superuser)
         return await client.get(url("job-live", failed), headers=HX)
 
     response = run(poll)
@@ -120,23 +118,21 @@ def test_anonymous_polls_are_sent_to_the_login_page():
     assert fragment.headers["HX-Redirect"] == f"{settings.LOGIN_URL}?next=/jobs/"
 
 
-def test_only_get_is_allowed():
-    staff = make_user("staff", staff=True, superuser=True)
+def test_only_get_is_allowed(superuser):
     job = make_running()
 
     async def post():
-        client = await signed_in(staff)
+        client = await signed_in(superuser)
         return await client.post(url("job-live", job))
 
     assert run(post).status_code == 405
 
 
-def test_many_concurrent_polls_are_served_by_one_event_loop():
-    staff = make_user("staff", staff=True, superuser=True)
+def test_many_concurrent_polls_are_served_by_one_event_loop(superuser):
     jobs = [make_running(current=n, total=20) for n in range(20)]
 
     async def poll_all():
-        client = await signed_in(staff)
+        client = await signed_in(superuser)
         return await asyncio.gather(*(client.get(url("job-row", job), headers=HX) for job in jobs))
 
     responses = run(poll_all)
@@ -145,16 +141,15 @@ def test_many_concurrent_polls_are_served_by_one_event_loop():
         assert f'id="job-{job.pk}"' in response.content.decode()
 
 
-def test_live_progress_from_the_store_reaches_an_async_poll():
+def test_live_progress_from_the_store_reaches_an_async_poll(superuser):
     """On SQLite the side database is read in a worker thread whose connection is closed."""
-    staff = make_user("staff", staff=True, superuser=True)
     job = make_running()
     store = dialect("default").progress_store()
     store.write(job, 7, 10, "from the store")
     store.close()
 
     async def poll():
-        client = await signed_in(staff)
+        client = await signed_in(superuser)
         return await client.get(url("job-live", job), headers=HX)
 
     response = run(poll)
@@ -165,12 +160,11 @@ def test_live_progress_from_the_store_reaches_an_async_poll():
     assert Job.objects.get(pk=job.pk).status == Status.RUNNING
 
 
-def test_a_poll_through_the_real_asgi_handler():
+def test_a_poll_through_the_real_asgi_handler(superuser):
     """Django's ASGIHandler (what uvicorn or daphne call), with a session cookie."""
-    staff = make_user("staff", staff=True, superuser=True)
     job = make_running(current=1, total=2)
     client = AsyncClient()
-    run(client.aforce_login, staff)
+    run(client.aforce_login, superuser)
     cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
     application = get_asgi_application()
     scope = {

@@ -30,6 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from async_queue import Job, Status
 from async_queue.maintenance import COUNT_CAP, health
+from tests.conftest import login, make_user
 from tests.faults.bigtable import fill_jobs
 from tests.faults.conftest import FULL, on_postgres, report, size
 
@@ -114,12 +115,10 @@ def test_scrapes_and_searches_over_a_million_rows():
     # Ids continue from earlier tests on PostgreSQL (sequences are not reset).
     first = Job.objects.order_by("pk").values_list("pk", flat=True)[0]
     middle = first + rows // 2
-    staff = User.objects.create_user("root", is_staff=True, is_superuser=True)
-    owner = User.objects.create_user("owner")
+    staff = make_user("root", superuser=True)
+    owner = make_user("owner")
     add_live_jobs(Job.objects.filter(pk__lt=first + rows), recent, owner)
-    staff_client, own_client = Client(), Client()
-    staff_client.force_login(staff)
-    own_client.force_login(owner)
+    staff_client, own_client = login(Client(), staff), login(Client(), owner)
     owned = Job.objects.filter(user=owner).count()
     queued = Job.objects.queued().count()
 

@@ -22,7 +22,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import User
 from django.db import connection
 from django.http import HttpResponse
 from django.test import Client
@@ -33,6 +32,7 @@ from async_queue.middleware import BUSY_EVENT, BUSY_MESSAGE
 from powercrud.selection import Selection
 from tests.bulkapp.models import Book as BulkBook
 from tests.bulkapp.views import QuickBookView
+from tests.conftest import login, make_user
 from tests.crudapp.factories import make_book
 from tests.crudapp.models import Book
 from tests.faults.conftest import hold_in_a_job, on_postgres, report
@@ -79,9 +79,7 @@ def short_busy_timeout():
 def test_web_writes_behind_a_long_job_answer_busy_and_lose_nothing(
     start_worker, tmp_path: Path, short_busy_timeout
 ):
-    root = User.objects.create_superuser("root", password=PASSWORD)
-    client = Client()
-    client.force_login(root)
+    client = login(Client(), make_user("root", superuser=True, password=PASSWORD))
     x = make_book("Dune")
     y = make_book("Emma", x.author)
     first, second = BulkBook.objects.create(title="A"), BulkBook.objects.create(title="B")

@@ -4,9 +4,11 @@ import random
 import time
 
 import pytest
+from django.db.models import F, Sum
 
 from async_queue import Job, JobError
 from async_queue.conf import queue_settings
+from tests.conftest import wait_for
 from tests.faults.conftest import report, size
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,7 +27,20 @@ def test_kill_9_chaos_every_job_commits_exactly_once(start_worker, ledger):
         assert time.monotonic() - started < size(240, 900), "the jobs did not finish"
         time.sleep(interval)
         index = rng.randrange(len(workers))
-        workers[index].kill()
+        victim = workers[index]
+        # Kill it while it runs a job (a restarted worker may still be starting up), so
+        # that the kills land mid-job and their jobs must be recovered.
+        marker = f":{victim.process.pid}:"
+        wait_for(
+            lambda marker=marker: (
+                Job.objects.running().filter(pk__in=ids, worker__contains=marker).exists()
+                or ledger.done(ids)
+            ),
+            timeout=60,
+        )
+        if ledger.done(ids):
+            break
+        victim.kill()
         kills += 1
         workers[index] = start_worker(*FOREVER, env=ledger.env)
     elapsed = time.monotonic() - started
@@ -41,6 +56,14 @@ def test_kill_9_chaos_every_job_commits_exactly_once(start_worker, ledger):
     # record (a kill between claim and body start is a lost attempt without an execution).
     assert rolled_back <= lost
     assert kills >= 3
+    assert lost >= 1  # kills landed mid-job, and those jobs were recovered
+    # Every attempt beyond a job's first is one that a kill lost, and only those jobs retried.
+    retried = Job.objects.filter(pk__in=ids, attempts__gt=1)
+    extra = retried.aggregate(extra=Sum(F("attempts") - 1))["extra"]
+    assert extra == lost
+    assert retried.count() == len(
+        set(JobError.objects.filter(job__in=ids).values_list("job", flat=True))
+    )
     report(
         1,
         "kill -9 chaos",
@@ -49,6 +72,7 @@ def test_kill_9_chaos_every_job_commits_exactly_once(start_worker, ledger):
         kills=kills,
         kill_interval_s=interval,
         rolled_back_executions=rolled_back,
+        lost_attempts=lost,
         duplicates=ledger.duplicates(),
         counter=ledger.value(),
         seconds=round(elapsed, 1),

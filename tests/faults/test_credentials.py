@@ -19,6 +19,7 @@ from django.test import Client
 
 from async_queue import Job, JobError, Status, schedule
 from async_queue.permissions import REDACTED
+from tests.conftest import login, make_user
 from tests.faults.conftest import report
 from tests.faults.test_secrets import QUICKBOOK, pages, run_to_the_end
 
@@ -77,7 +78,7 @@ def schedule_jobs(owner: User) -> dict[str, Job]:
 
 def test_credentials_in_values_and_errors_are_redacted_everywhere(start_worker, settings):
     """Row 28: none of the planted credentials on any page; ``author`` still shown."""
-    root = User.objects.create_superuser("root", password=None)
+    root = make_user("root", superuser=True)
     jobs = schedule_jobs(root)
     run_to_the_end(jobs, start_worker)
     assert jobs["leak"].status == Status.FAILED
@@ -86,8 +87,7 @@ def test_credentials_in_values_and_errors_are_redacted_everywhere(start_worker, 
     assert CREDENTIALS["error URL password"] in JobError.objects.get(job=jobs["leak"]).traceback
 
     settings.ASYNC_QUEUE = {**settings.ASYNC_QUEUE, **EXTRA}
-    client = Client()
-    client.force_login(root)
+    client = login(Client(), root)
     leaking: dict[str, list[str]] = {}
     redacted_on = []
     checked = pages(jobs)

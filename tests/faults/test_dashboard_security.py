@@ -15,13 +15,14 @@ import re
 from dataclasses import dataclass, field
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from async_queue import Job, Status
 from tests.bulkapp.models import Book
+from tests.conftest import login, make_user
 from tests.faults.conftest import report
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.bulkapp.urls")]
@@ -31,16 +32,6 @@ LOGIN = "/accounts/login/?next="
 FRAGMENT = {200, 286}  # a fragment of a finished job answers 286 (stop polling)
 BOOK_PERMS = ("bulkapp.view_book", "bulkapp.change_book", "bulkapp.delete_book")
 JOB_PERMS = ("async_queue.change_job", "async_queue.delete_job")
-
-
-def make_user(name: str, *perms: str, superuser: bool = False) -> User:
-    user = User.objects.create_user(name, is_staff=superuser, is_superuser=superuser)
-    for perm in perms:
-        app_label, codename = perm.split(".")
-        user.user_permissions.add(
-            Permission.objects.get(content_type__app_label=app_label, codename=codename)
-        )
-    return user
 
 
 def make_job(user: User | None, status: str, **fields: object) -> Job:
@@ -100,8 +91,7 @@ def test_dashboard_and_bulk_endpoints_security_matrix():
 
     clients: dict[str, Client] = {"anonymous": Client()}
     for user in (owner, other, viewer, root):
-        clients[user.username] = Client()
-        clients[user.username].force_login(user)
+        clients[user.username] = login(Client(), user)
 
     cases: list[Case] = []
     job_list = reverse("async_queue:job-list")
@@ -227,8 +217,7 @@ def test_dashboard_and_bulk_endpoints_security_matrix():
 
 def check_csrf(root: User, failed: Job, book: Book) -> int:
     """POSTs without the token are 403 and change nothing; with it they go through."""
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(root)
+    client = login(Client(enforce_csrf_checks=True), root)
     posts = [
         (job_url("job-retry", failed), {}),
         (job_url("job-cancel", failed), {}),

@@ -94,7 +94,8 @@ def test_workers_with_djangos_pool_survive_errors_and_never_wait_for_it(start_wo
     wait_for(lambda: ledger.done(progress_jobs), timeout=60)
     timings = [float(line[3]) for line in ledger.lines("progress")]
     assert len(timings) == writes * len(progress_jobs)
-    assert max(timings) < 1.0, max(timings)  # a wait for the pool would take 5 s
+    # A write that waited for the pool would take its 5 s timeout; half of it is a stall.
+    assert max(timings) < 2.5, max(timings)
     modes = set(Worker.objects.filter(stopped_at__isnull=True).values_list("mode", flat=True))
     assert modes == {"direct"}  # Django's pool is not a pooler between them and the server
 

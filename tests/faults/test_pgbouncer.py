@@ -16,14 +16,13 @@ import random
 import time
 
 import pytest
-from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
 
 from async_queue import Job, JobError
 from async_queue.models import Worker
 from async_queue.sql import database_now
-from tests.conftest import WorkerProcess, wait_for
+from tests.conftest import WorkerProcess, login, make_user, wait_for
 from tests.faults.conftest import report, size
 from tests.faults.pgbouncer import PgBouncer, pgbouncer  # noqa: F401 (the fixture)
 
@@ -109,8 +108,7 @@ def test_workers_behind_pgbouncer_lose_and_double_no_job(start_worker, ledger, p
     }
     ids = ledger.schedule(jobs, kwargs={"progress": True, "pause": 0.05})
     workers = [start_worker(*FOREVER, env=env) for _ in range(3)]
-    client = Client()
-    client.force_login(User.objects.create_user("staff", is_staff=True, is_superuser=True))
+    client = login(Client(), make_user("staff", superuser=True))
     rng = random.Random(23)
     killed: dict[int, float] = {}  # pid -> database time of the kill
     terminated = requests = 0

@@ -21,7 +21,7 @@ from django.urls import reverse
 from async_queue import Job, JobError, Status, schedule
 from async_queue.conf import queue_settings
 from async_queue.permissions import REDACTED
-from tests.conftest import wait_for
+from tests.conftest import login, make_user, wait_for
 from tests.faults.conftest import report, size
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("tests.bulkapp.urls")]
@@ -116,7 +116,7 @@ def run_to_the_end(jobs: dict[str, Job], start_worker) -> None:
 
 def test_secrets_are_redacted_and_markup_escaped_everywhere(start_worker):
     """Row 17: no secret value and no live ``<script>`` on any page; tracebacks capped."""
-    root = User.objects.create_superuser("root", password=None)
+    root = make_user("root", superuser=True)
     jobs = schedule_jobs(root)
     run_to_the_end(jobs, start_worker)
     assert jobs["leak"].status == Status.FAILED
@@ -135,8 +135,7 @@ def test_secrets_are_redacted_and_markup_escaped_everywhere(start_worker):
     assert huge.traceback.rstrip().endswith("é")
     assert "cut" in huge.traceback
 
-    client = Client()
-    client.force_login(root)
+    client = login(Client(), root)
     found: dict[str, list[str]] = {}
     redacted_on = []
     for label, (url, headers) in pages(jobs).items():

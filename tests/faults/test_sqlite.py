@@ -16,13 +16,12 @@ import time
 from dataclasses import dataclass, field
 
 import pytest
-from django.contrib.auth.models import User
 from django.db import OperationalError, transaction
 from django.db.models import F
 from django.test import Client
 
 from async_queue import Job, JobError, Status, schedule
-from tests.conftest import WorkerProcess, wait_for
+from tests.conftest import WorkerProcess, login, make_user, wait_for
 from tests.faultapp.models import LedgerCounter
 from tests.faults.conftest import Ledger, on_postgres, report, size
 
@@ -82,7 +81,7 @@ def drain_with_web_traffic(
     start_worker, ledger: Ledger, client: Client, jobs: int, workers: int
 ) -> tuple[list[int], WebProcess, list[WorkerProcess], float]:
     """Workers drain ``jobs`` ledger jobs (with progress) while the web polls and writes."""
-    client.force_login(User.objects.create_user("web", is_staff=True, is_superuser=True))
+    login(client, make_user("web", superuser=True))
     LedgerCounter.objects.create(name="web")
     # One slow job runs first, so the web surely polls a job that is mid-way.
     ids = ledger.schedule(1, kwargs={"progress": True, "pause": 2.0}, priority=10)

@@ -36,7 +36,7 @@ from async_queue import Job, JobError, JobLock, Status, schedule
 from async_queue.conf import queue_settings
 from async_queue.locks import lock_key
 from tests.bulkapp.models import Book
-from tests.conftest import wait_for
+from tests.conftest import login, make_user, wait_for
 from tests.faults.conftest import Ledger, on_postgres, report, size
 from tests.faults.stored import deepest, forge, nested_list, nested_object
 
@@ -177,7 +177,7 @@ def pages(jobs: dict[str, Job], book: Book) -> dict[str, tuple[str, dict[str, st
 
 def test_every_page_renders_any_stored_row(settings):
     """Row 21: deep, huge and malformed rows: every page answers, bounded, with notes."""
-    root = User.objects.create_superuser("root", password=None)
+    root = make_user("root", superuser=True)
     book = Book.objects.create(title="held")
     probe = make_job(root, Status.SUCCEEDED)
     depth = deepest(probe.pk, WANTED_DEPTH)
@@ -191,8 +191,7 @@ def test_every_page_renders_any_stored_row(settings):
     ]
     assert f"deep {depth} succeeded" in unreadable
 
-    client = Client()
-    client.force_login(root)
+    client = login(Client(), root)
     sizes: dict[str, int] = {}
     seconds: dict[str, float] = {}
     wrong: dict[str, int] = {}

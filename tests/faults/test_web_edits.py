@@ -30,7 +30,8 @@ from django.test import Client
 from django.urls import reverse
 
 from async_queue import Job, Status
-from tests.crudapp.factories import make_book, make_user
+from tests.conftest import login, make_user
+from tests.crudapp.factories import make_book
 from tests.crudapp.models import Book
 from tests.crudapp.views import BookView
 from tests.faults.conftest import FULL, hold_in_a_job, on_postgres, report
@@ -83,8 +84,7 @@ def edit_in_thread(client: Client, book: Book, title: str) -> dict[str, Any]:
 
 def test_web_edits_of_a_held_object_answer_409_at_once(start_worker, tmp_path: Path, monkeypatch):
     """Row 9: 50 edits of X during the job: 409 each, fast, X unchanged; Y unaffected."""
-    client = Client()
-    client.force_login(make_user("editor", "superuser"))
+    client = login(Client(), make_user("editor", superuser=True))
     x = make_book("Dune", price=Decimal("5.00"))
     y = make_book("Emma", x.author)
     held = hold_in_a_job(x, tmp_path, start_worker)
