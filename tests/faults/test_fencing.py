@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from async_queue import Job, JobError, db, schedule
+from async_queue import Job, JobError, schedule
+from async_queue.sql import dialect
 from async_queue.worker import Worker
 from tests.conftest import WorkerProcess, wait_for
 from tests.faultapp.models import LedgerCounter, LedgerEntry
@@ -29,7 +30,8 @@ FINAL = ("status", "attempts", "worker", "result", "finished_at")
 def false_rescue(monkeypatch: pytest.MonkeyPatch) -> int:
     """Run the real crash recovery, told that every running job's worker is dead (none is)."""
     with monkeypatch.context() as patch:
-        patch.setattr(db, "dead_workers", lambda using, workers: set(workers))
+        sql = type(dialect("default"))
+        patch.setattr(sql, "dead_workers", lambda self, workers: set(workers))
         return Worker(worker_id="false-rescuer").recover()
 
 
