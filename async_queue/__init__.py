@@ -42,7 +42,7 @@ if TYPE_CHECKING:
         report_progress,
         snapshot,
     )
-    from .scheduling import aschedule, deschedule, schedule, schedule_many
+    from .scheduling import aschedule, deschedule, schedule, schedule_many, tracker_name
 
 __all__ = [
     "Conflict",
@@ -81,11 +81,13 @@ __all__ = [
     "show_line",
     "show_text",
     "snapshot",
+    "tracker_name",
     "visible_jobs",
     "wants_fragment",
 ]
 
 _EXPORTS = {
+    "tracker_name": "scheduling",
     "show_line": "display",
     "show_text": "display",
     "htmx_details": "htmx",

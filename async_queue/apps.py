@@ -13,9 +13,9 @@ class AsyncQueueConfig(AppConfig):
     def ready(self) -> None:
         from . import (
             checks,  # noqa: F401  (registers the system checks)
-            progress,  # noqa: F401  (closes side connections when a request ends)
-            tracking,  # noqa: F401  (the tracker's check and signal receivers)
+            sql,  # noqa: F401  (closes SQLite's side connections when a request ends)
         )
+        from .contrib.tracking import checks as tracker_checks  # noqa: F401  (and receivers)
 
         if importlib.util.find_spec("django.tasks"):  # Django 6.0+
             from .contrib.tasks import backend  # noqa: F401  (sends django.tasks' signals)

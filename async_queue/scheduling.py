@@ -33,6 +33,8 @@ from .sql import database_now
 INT32 = (-(2**31), 2**31 - 1)
 logger = logging.getLogger("async_queue.scheduling")
 
+NO_TRACKER = "-"  # Job.tracker of a job scheduled with tracker=False
+
 
 def _why_not_json(label: str, value: Any) -> str:
     """A message naming the first element of ``value`` that cannot be encoded."""
@@ -130,9 +132,23 @@ def _user_id(user: Any) -> Any:
     raise ScheduleError(f"user must be a user instance or None, not {type(user).__name__}.")
 
 
-def _tracker(value: str | bool | None) -> str:
-    from .tracking import tracker_name
+def tracker_name(value: str | bool | None) -> str:
+    """What ``Job.tracker`` stores for ``schedule(tracker=value)``; ``ValueError`` if unusable."""
+    if value is None or value is True:
+        return ""
+    if value is False:
+        return NO_TRACKER
+    trackers = queue_settings.TRACKERS
+    if not isinstance(value, str) or not isinstance(trackers, Mapping) or value not in trackers:
+        known = ", ".join(map(repr, trackers)) if isinstance(trackers, Mapping) else ""
+        raise ValueError(
+            f"tracker={value!r} is not a key of ASYNC_QUEUE['TRACKERS'] "
+            f"({known or 'none configured'}); name one, or pass False for none."
+        )
+    return value
 
+
+def _tracker(value: str | bool | None) -> str:
     try:
         return tracker_name(value)
     except ValueError as exc:

@@ -126,7 +126,7 @@ class AsyncManager:
                 "ASYNC_QUEUE['TRACKERS'], or pass False for no tracker."
             )
         if isinstance(self.config.get("tracker"), str):
-            from async_queue.tracking import tracker_name
+            from async_queue import tracker_name
 
             try:
                 tracker_name(self.config["tracker"])

@@ -126,6 +126,9 @@ class Dialect(abc.ABC):
     # Whether a worker's liveness lock alone tells whether it lives (SQLite's flock);
     # elsewhere a free lock counts only with a late heartbeat.
     exact_liveness: ClassVar[bool] = False
+    # Whether one writer at a time: a second connection cannot write while a job's
+    # transaction runs (SQLite), so writes meant to be seen meanwhile wait for its end.
+    single_writer: ClassVar[bool] = False
     # Whether a job takes its object locks itself (advisory locks), or its transaction
     # already excludes every other writer (SQLite's BEGIN IMMEDIATE).
     object_locks: ClassVar[bool] = False
@@ -152,6 +155,11 @@ class Dialect(abc.ABC):
         self, seconds: float | None, *, pooled: bool = False
     ) -> None:
         """Settings of the current (job) transaction: a statement time limit."""
+
+    def limit_lock_wait(  # noqa: B027 (optional hook)
+        self, seconds: float, connection: BaseDatabaseWrapper
+    ) -> None:
+        """In ``connection``'s current transaction, wait at most ``seconds`` for a row lock."""
 
     def hinted(self, few: bool | None, **lookup: Any) -> Q | Lookup:
         """The filter ``field[__lookup]=value``; see ``sql.sqlite.SQLite.hinted``."""

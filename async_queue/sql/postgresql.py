@@ -198,6 +198,13 @@ class PostgreSQL(Dialect):
         with self.connection.cursor() as cursor:
             cursor.execute(f"SELECT {', '.join(settings)}", params)
 
+    def limit_lock_wait(self, seconds: float, connection: BaseDatabaseWrapper) -> None:
+        # For this transaction only, so that it holds behind a transaction pooler too.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('lock_timeout', %s, true)", [f"{int(seconds * 1000)}ms"]
+            )
+
     # -- object locks ---------------------------------------------------------------------
 
     def take_locks(self, plan: list[tuple[int, bool]], *, wait: bool | float = False) -> bool:

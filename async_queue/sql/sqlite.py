@@ -284,6 +284,7 @@ class SQLite(Dialect):
     vendor = "sqlite"
     now = "STRFTIME('%%Y-%%m-%%d %%H:%%M:%%f', 'NOW')"
     exact_liveness = True
+    single_writer = True
 
     @property
     def _name(self) -> Path:

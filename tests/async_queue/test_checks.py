@@ -102,7 +102,7 @@ def test_periodic_jobs_must_name_declared_functions():
 
 
 def test_every_named_tracker_is_checked_and_named_in_the_message():
-    from async_queue.tracking import check_tracker
+    from async_queue.contrib.tracking.checks import check_tracker
 
     trackers = {
         "good": {"MODEL": "trackerapp.TaskRecord"},

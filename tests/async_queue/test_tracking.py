@@ -8,9 +8,12 @@ import pytest
 from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext, override_settings
 
-from async_queue import Job, JobLock, schedule, tracking
+from async_queue import Job, JobLock, schedule
+from async_queue.contrib.tracking import Tracker, get_tracker
+from async_queue.contrib.tracking import receivers as tracking
+from async_queue.contrib.tracking.checks import check_tracker
+from async_queue.contrib.tracking.tracker import SIDE_SUFFIX
 from async_queue.signals import send_event
-from async_queue.tracking import Tracker, check_tracker, get_tracker
 from tests.trackerapp import tasks
 from tests.trackerapp.models import TaskRecord, TextRecord
 from tests.trackerapp.trackers import CountingTracker
@@ -436,7 +439,7 @@ def test_the_side_connection_is_closed_when_the_job_ends(track):
     send_event("started", job)
     with transaction.atomic():
         send_event("progress", job, progress=progress(1, 2))
-        side = connections["default" + tracking.SIDE_SUFFIX]
+        side = connections["default" + SIDE_SUFFIX]
         assert side.connection is not None
         assert side.connection is not connection.connection
     send_event("succeeded", job)

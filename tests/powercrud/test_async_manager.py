@@ -4,7 +4,8 @@ import pytest
 from django.test import RequestFactory
 from django.urls import reverse
 
-from async_queue import Job, ScheduleError, Status, schedule, tracking
+from async_queue import Job, ScheduleError, Status, schedule
+from async_queue.contrib.tracking import receivers as tracking
 from powercrud.async_manager import AsyncManager, AsyncManagerConfigError
 from tests.bulkapp.helpers import choose, edit
 from tests.bulkapp.models import Book
