@@ -11,7 +11,7 @@ reasonable size, for everyone who may see that job. So:
   with a note of how much was left out (``… [N more bytes not shown]``).
 - Text (errors, tracebacks, progress messages) is redacted and cut the same way.
 - An ``UnreadableJSON`` value shows its note, as does an ``Omitted`` one (a list
-  does not decode big arguments, see ``views.with_argument_text``).
+  does not decode big arguments, see ``presenters.with_argument_text``).
 
 Work is bounded too: a huge string is cut before it is redacted (with a margin,
 so that a credential straddling the cut is still recognised). What a cut left

@@ -6,30 +6,24 @@ the page's named partial instead: the list's results, one row, the job page's
 live panel. Rows and panels of unfinished jobs poll their fragment; a fragment
 answers HTTP 286 once its job has ended, which stops the polling.
 
-The list costs a fixed number of queries whatever the page shows: one aggregate
-for the counts, one for the page (keyset pagination on the id, newest first, so
-no ``COUNT`` of the table and no deep ``OFFSET``), and one ``progress.snapshot()``.
-Filters are validated by a form; only its cleaned values reach the queryset.
-Which jobs a user sees and which actions they may take is ``permissions``' call.
+Forms are ``forms``', what templates show is ``presenters``'. The list costs a
+fixed number of queries whatever the page shows: one aggregate for the counts,
+one for the page (keyset pagination on the id, newest first, so no ``COUNT`` of
+the table and no deep ``OFFSET``), and one ``progress.snapshot()``. Filters are
+validated by a form; only its cleaned values reach the queryset. Which jobs a
+user sees and which actions they may take is ``permissions``' call.
 """
 
 from __future__ import annotations
 
 import abc
-from collections import defaultdict
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from django import forms
-from django.apps import apps
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import ExpressionWrapper, F, Model, Q, TextField
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -43,294 +37,18 @@ from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect
 from . import display, metrics, permissions
 from .conf import queue_settings
 from .exceptions import InvalidJobState
+from .forms import JobFilterForm
 from .htmx import htmx_details, hx_trigger, wants_fragment
 from .models import Job, JobError, JobQuerySet, Status
+from .presenters import (
+    JobRow,
+    ProgressBar,
+    call_summary,
+    describe_locks,
+    timeline,
+    with_argument_text,
+)
 from .progress import Progress, asnapshot, cancel, snapshot
-from .sql import hinted
-
-MAX_ID = 2**63 - 1
-JSON_FIELDS = ("args", "kwargs", "meta", "result")
-ARGUMENT_FIELDS = ("args", "kwargs")
-
-
-# -- what the templates show ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProgressBar:
-    """A running job's progress, with the time it has run and an estimate of what is left."""
-
-    current: int | None
-    total: int | None
-    percent: float | None
-    message: str
-    elapsed: timedelta | None
-    eta: timedelta | None
-    cancel_requested: bool
-
-    @classmethod
-    def build(cls, job: Job, progress: Progress, now: datetime) -> ProgressBar:
-        elapsed = max(now - job.started_at, timedelta(0)) if job.started_at else None
-        current, total = progress.current, progress.total
-        eta = None
-        if elapsed is not None and current and total is not None and total >= current:
-            eta = elapsed * (total - current) / current
-        cancel_requested = bool(getattr(progress, "cancel_requested", False))
-        return cls(
-            current,
-            total,
-            progress.percent,
-            display.show_line(progress.message, 300),
-            elapsed,
-            eta,
-            cancel_requested or job.cancel_requested_at is not None,
-        )
-
-
-@dataclass
-class JobRow:
-    """One job as the list and the live panel show it."""
-
-    job: Job
-    call: str
-    actions: frozenset[str]
-    bar: ProgressBar | None = None
-    poll: str = ""  # the hx-trigger of an unfinished job's fragment
-    notice: tuple[str, str] | None = None  # (level, text) after an htmx action
-
-    @property
-    def error(self) -> str:
-        """The latest failure (redacted, one line's worth), unless the job has succeeded since."""
-        return "" if self.job.is_succeeded else display.show_line(self.job.last_error, 160)
-
-
-@dataclass
-class LockEntry:
-    key: str
-    label: str = ""
-    url: str = ""
-
-
-@dataclass(frozen=True)
-class Event:
-    at: datetime
-    kind: str
-    title: str
-    detail: str = ""
-    worker: str = ""
-
-
-ARGUMENT_TEXT = 65_536  # longer args or kwargs are not decoded by lists and polled fragments
-
-
-def with_argument_text(jobs: JobQuerySet, keep: tuple[str, ...] = ()) -> JobQuerySet:
-    """``jobs`` without their JSON columns (but ``keep``); args and kwargs as undecoded text.
-
-    A list row shows a one-line call summary; decoding a forged 16 MB argument
-    for it would cost seconds on every list page and every poll. The text is the
-    column itself (no SQL function, which SQLite would compute for every row it
-    sorts), decoded only when short.
-    """
-    annotations = {
-        f"{name}_text": ExpressionWrapper(F(name), output_field=TextField())
-        for name in ARGUMENT_FIELDS
-    }
-    deferred = [name for name in JSON_FIELDS if name not in keep]
-    return jobs.defer(*deferred).annotate(**annotations)
-
-
-def argument(job: Job, name: str) -> Any:
-    """``job.args`` or ``job.kwargs``; from its undecoded text if that was loaded instead."""
-    if not hasattr(job, f"{name}_text"):
-        return getattr(job, name)
-    text = getattr(job, f"{name}_text")
-    if text is None:
-        return None
-    if len(text) > ARGUMENT_TEXT:
-        return display.Omitted(f"[{len(text):,} characters of {name}: see the job's page]")
-    return Job._meta.get_field(name).from_db_value(text, None, None)
-
-
-def call_summary(job: Job, limit: int = 120) -> str:
-    """``fn(1, "a", key=value)`` with secrets redacted, cut to ``limit`` characters."""
-    return display.call_summary(job.name, argument(job, "args"), argument(job, "kwargs"), limit)
-
-
-def safe_url(url: str) -> str:
-    """``url`` if a link to it cannot run script (no ``javascript:``), else ``""``."""
-    return url if url.startswith(("/", "http://", "https://")) else ""
-
-
-def describe_locks(keys: list[str]) -> list[LockEntry]:
-    """Entries for lock keys, linking objects that exist to their page (one query per model)."""
-    entries = [LockEntry(key) for key in keys]
-    wanted: dict[type[Model], dict[Any, list[LockEntry]]] = defaultdict(lambda: defaultdict(list))
-    for entry in entries:
-        label, sep, raw_pk = entry.key.partition(":")
-        if not sep or label.count(".") != 1:
-            continue
-        try:
-            model = apps.get_model(label)
-        except (LookupError, ValueError):
-            continue
-        if raw_pk == "*":
-            entry.label = f"all {model._meta.verbose_name_plural}"
-            continue
-        try:
-            pk = model._meta.pk.to_python(raw_pk)
-        except ValidationError:
-            continue
-        wanted[model][pk].append(entry)
-    for model, by_pk in wanted.items():
-        for pk, instance in model._default_manager.in_bulk(list(by_pk)).items():
-            url = instance.get_absolute_url() if hasattr(instance, "get_absolute_url") else ""
-            for entry in by_pk.get(pk, ()):
-                entry.label = str(instance)
-                entry.url = safe_url(str(url))
-    return entries
-
-
-def timeline(job: Job, errors: list) -> list[Event]:
-    """The job's events, oldest first, derived from its row and its error rows."""
-    events = [Event(job.created_at, "scheduled", "Scheduled", f"queue {job.queue}")]
-    if not job.is_finished and job.run_after and job.run_after > job.created_at:
-        title = "Next attempt due" if job.attempts else "Due"
-        events.append(Event(job.run_after, "due", title))
-    for error in errors:
-        detail = display.show_line(f"{error.exception[:300]}: {error.message[:400]}", 300)
-        events.append(
-            Event(
-                error.created_at, "failed", f"Attempt {error.attempt} failed", detail, error.worker
-            )
-        )
-    if job.started_at:
-        events.append(
-            Event(job.started_at, "started", f"Attempt {job.attempts} started", worker=job.worker)
-        )
-    if job.cancel_requested_at:
-        events.append(Event(job.cancel_requested_at, "cancel-requested", "Cancellation requested"))
-    events.sort(key=lambda event: event.at)
-    if job.finished_at and job.is_finished:
-        # Last whatever the clocks say: the error row of the final attempt is written
-        # a moment after the job's finished_at.
-        events.append(Event(job.finished_at, job.status, job.get_status_display()))
-    return events
-
-
-# -- filters ----------------------------------------------------------------------------
-
-
-class JobFilterForm(forms.Form):
-    """The list's GET parameters; values that do not validate are ignored (and shown)."""
-
-    q = forms.CharField(
-        required=False,
-        max_length=255,
-        label="Search",
-        widget=forms.TextInput(attrs={"type": "search", "placeholder": "name or #id"}),
-    )
-    status = forms.ChoiceField(required=False, choices=[("", "any status"), *Status.choices])
-    queue = forms.CharField(required=False, max_length=100)
-    name = forms.CharField(required=False, max_length=255)
-    user = forms.CharField(required=False, max_length=150)
-    before = forms.IntegerField(
-        required=False, min_value=1, max_value=MAX_ID, widget=forms.HiddenInput
-    )
-    after = forms.IntegerField(
-        required=False, min_value=1, max_value=MAX_ID, widget=forms.HiddenInput
-    )
-
-    FILTERS = ("q", "status", "queue", "name", "user")
-    names_searched = 1000  # most distinct job names a search compares
-    search_note = ""  # set when a search could not compare every name
-    _names: list[str] | None = None
-
-    def __init__(self, *args: Any, show_user: bool = True, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.show_user = show_user  # False: the jobs are already those of one user
-        if not show_user:
-            del self.fields["user"]
-
-    def values(self) -> dict[str, Any]:
-        """The valid, non-empty values; an invalid or absent field is left out."""
-        if not self.is_bound:
-            return {}
-        self.is_valid()
-        return {
-            name: value
-            for name, value in self.cleaned_data.items()
-            if name in self.fields and value not in (None, "")
-        }
-
-    def apply(
-        self, jobs: JobQuerySet, with_status: bool = True, few: bool | None = None
-    ) -> JobQuerySet:
-        """``jobs`` filtered by the valid values (and by status unless ``with_status`` is off).
-
-        ``few`` is what the caller knows of how many jobs match (from the capped
-        counts): at most a few thousand (``True``), so they are best found through
-        the indexes of the filtered columns, or more (``False``), so walking the
-        table newest first fills a page soonest. ``None``: unknown.
-        """
-        values = self.values()
-        if not self.show_user or "user" in values:
-            # One user's jobs: the user index finds them newest first, whatever
-            # else is asked, so no other column's index should look better.
-            few = False
-        if with_status and "status" in values:
-            jobs = jobs.filter(hinted(jobs.db, few, status=values["status"]))
-        if "queue" in values:
-            jobs = jobs.filter(hinted(jobs.db, few, queue=values["queue"]))
-        if "name" in values:
-            jobs = jobs.filter(hinted(jobs.db, few, name=values["name"]))
-        if "user" in values:
-            # The user's id first, so that the job filter uses the user_id index.
-            model = get_user_model()
-            found = model._default_manager.filter(**{model.USERNAME_FIELD: values["user"]})
-            user_id = found.values_list("pk", flat=True).first()
-            if user_id is None:
-                jobs = jobs.none()
-            else:
-                jobs = jobs.filter(hinted(jobs.db, True, user_id=user_id))
-        if "q" in values:
-            jobs = self.search(jobs, values["q"].strip(), few)
-        return jobs
-
-    def search(self, jobs: JobQuerySet, query: str, few: bool | None = None) -> JobQuerySet:
-        """Jobs whose name contains ``query`` (any case), or job ``#id`` (or a bare id).
-
-        A substring match in SQL (``icontains``) reads every row of the table, and
-        one that matches nothing reads all of them before the page is empty. The
-        distinct names are few, so they are matched here instead and the jobs are
-        then found through the name index. With more than ``names_searched``
-        distinct names, only the first ones (alphabetically) are searched, and
-        ``search_note`` says so.
-        """
-        ident = query.removeprefix("#")
-        is_id = ident.isascii() and ident.isdigit() and len(ident) <= 18
-        if is_id and query.startswith("#"):
-            return jobs.filter(pk=int(ident))  # "#123" is an id: no look at the names
-        wanted = query.casefold()
-        matched = [name for name in self.job_names(jobs.db) if wanted in name.casefold()]
-        by_name = hinted(jobs.db, few, name__in=matched) if matched else None
-        if is_id:
-            by_id = Q(pk=int(ident))
-            return jobs.filter(Q(by_name) | by_id if by_name else by_id)
-        return jobs.filter(by_name) if by_name else jobs.none()
-
-    def job_names(self, using: str) -> list[str]:
-        """The names a search compares (read once per form)."""
-        if self._names is None:
-            names = Job.objects.using(using).names(self.names_searched + 1)
-            if len(names) > self.names_searched:
-                names = names[: self.names_searched]
-                self.search_note = (
-                    f"Searched the first {self.names_searched} job names (alphabetically); "
-                    "use the exact Name filter for others."
-                )
-            self._names = names
-        return self._names
-
 
 # -- views ------------------------------------------------------------------------------
 

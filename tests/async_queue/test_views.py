@@ -10,9 +10,11 @@ from django.utils import timezone
 
 from async_queue import Job, JobError, JobLock, Status, schedule
 from async_queue.fields import UnreadableJSON
+from async_queue.forms import JobFilterForm
 from async_queue.permissions import REDACTED, redact
+from async_queue.presenters import call_summary
 from async_queue.templatetags.async_queue import duration
-from async_queue.views import JobFilterForm, JobListView, call_summary
+from async_queue.views import JobListView
 from tests.conftest import login, make_user
 from tests.testapp import tasks
 from tests.testapp.models import Counter, Record
