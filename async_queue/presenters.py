@@ -16,7 +16,8 @@ from django.db.models import ExpressionWrapper, F, Model, TextField
 
 from . import display
 from .models import Job, JobQuerySet
-from .progress import Progress
+from .states import Event as Signal
+from .states import Progress, Status
 
 JSON_FIELDS = ("args", "kwargs", "meta", "result")
 ARGUMENT_FIELDS = ("args", "kwargs")
@@ -161,7 +162,7 @@ def describe_locks(keys: list[str]) -> list[LockEntry]:
 
 def timeline(job: Job, errors: list) -> list[Event]:
     """The job's events, oldest first, derived from its row and its error rows."""
-    events = [Event(job.created_at, "scheduled", "Scheduled", f"queue {job.queue}")]
+    events = [Event(job.created_at, Signal.SCHEDULED, "Scheduled", f"queue {job.queue}")]
     if not job.is_finished and job.run_after and job.run_after > job.created_at:
         title = "Next attempt due" if job.attempts else "Due"
         events.append(Event(job.run_after, "due", title))
@@ -169,12 +170,18 @@ def timeline(job: Job, errors: list) -> list[Event]:
         detail = display.show_line(f"{error.exception[:300]}: {error.message[:400]}", 300)
         events.append(
             Event(
-                error.created_at, "failed", f"Attempt {error.attempt} failed", detail, error.worker
+                error.created_at,
+                Status.FAILED,
+                f"Attempt {error.attempt} failed",
+                detail,
+                error.worker,
             )
         )
     if job.started_at:
         events.append(
-            Event(job.started_at, "started", f"Attempt {job.attempts} started", worker=job.worker)
+            Event(
+                job.started_at, Signal.STARTED, f"Attempt {job.attempts} started", worker=job.worker
+            )
         )
     if job.cancel_requested_at:
         events.append(Event(job.cancel_requested_at, "cancel-requested", "Cancellation requested"))

@@ -39,9 +39,12 @@ from .exceptions import InvalidJobState, JobCancelled
 from .models import Job, Progress, Status
 from .signals import send_event
 from .sql import ProgressStore, dialect
+from .states import Event
 
 logger = logging.getLogger("async_queue.progress")
 MESSAGE_MAX_CHARS = 255
+# What cancel() did: cancelled a queued job, or asked a running one to stop.
+CANCELLED, REQUESTED = "cancelled", "requested"
 
 
 # -- inside a job -----------------------------------------------------------------------
@@ -67,7 +70,7 @@ class Reporter:
             return
         self.last_write = now
         cancelled = self.store.write(self.job, current, total, message)
-        send_event("progress", self.job, progress=self.snapshot().as_dict(), message=message)
+        send_event(Event.PROGRESS, self.job, progress=self.snapshot().as_dict(), message=message)
         if cancelled:
             raise JobCancelled(f"Job {self.job.pk} was cancelled.")
 
@@ -122,7 +125,8 @@ def check_cancelled() -> None:
 
 
 def cancel(job: Job) -> str:
-    """Cancel ``job``: "cancelled" if it was queued, "requested" if it is running.
+    """Cancel ``job``: ``CANCELLED`` ("cancelled") if it was queued, ``REQUESTED``
+    ("requested") if it is running.
 
     A running job stops at its next ``report_progress()`` or ``check_cancelled()``;
     one that calls neither runs to its end. Raises ``InvalidJobState`` otherwise.
@@ -137,14 +141,14 @@ def cancel(job: Job) -> str:
             if job.status != Status.RUNNING:
                 raise
         else:
-            send_event("cancelled", job)
-            return "cancelled"
+            send_event(Event.CANCELLED, job)
+            return CANCELLED
     if job.status != Status.RUNNING:
         raise InvalidJobState(f"Job {job.pk} is {job.status}; it cannot be cancelled.")
     if not dialect(using).progress_store().request_cancel(job):
         job.refresh_from_db(fields=["status"])
         raise InvalidJobState(f"Job {job.pk} is {job.status}; it cannot be cancelled.")
-    return "requested"
+    return REQUESTED
 
 
 async def asnapshot(jobs: Iterable[Job]) -> dict[int, Progress]:

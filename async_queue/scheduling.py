@@ -29,6 +29,7 @@ from .locks import LockTarget, lock_keys
 from .models import Job, JobGroup, JobLock, Status
 from .signals import send_event
 from .sql import database_now
+from .states import Event
 
 INT32 = (-(2**31), 2**31 - 1)
 logger = logging.getLogger("async_queue.scheduling")
@@ -263,7 +264,7 @@ def _insert(jobs: list[Job], using: str) -> None:
         if locks:
             JobLock.objects.using(using).bulk_create(locks)
     for job in jobs:
-        send_event("scheduled", job, locks=job.lock_keys)
+        send_event(Event.SCHEDULED, job, locks=job.lock_keys)
 
 
 def _insert_unique(job: Job, using: str, tries: int = 5) -> bool:

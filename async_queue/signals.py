@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 from django.dispatch import Signal
 from django.utils import timezone
 
+from .states import Event
+
 if TYPE_CHECKING:
     from .models import Job
 
@@ -37,14 +39,14 @@ job_cancelled = Signal()
 job_cleanup = Signal()
 
 SIGNALS: dict[str, Signal] = {
-    "scheduled": job_scheduled,
-    "started": job_started,
-    "progress": job_progress,
-    "retrying": job_retrying,
-    "succeeded": job_succeeded,
-    "failed": job_failed,
-    "cancelled": job_cancelled,
-    "cleanup": job_cleanup,
+    Event.SCHEDULED: job_scheduled,
+    Event.STARTED: job_started,
+    Event.PROGRESS: job_progress,
+    Event.RETRYING: job_retrying,
+    Event.SUCCEEDED: job_succeeded,
+    Event.FAILED: job_failed,
+    Event.CANCELLED: job_cancelled,
+    Event.CLEANUP: job_cleanup,
 }
 
 
@@ -80,7 +82,7 @@ def log_event(sender: Any, job: Job, payload: dict[str, Any], **kwargs: Any) -> 
     and when the event has them ``error``, ``retry_in``, ``progress``.
     """
     event = payload["event"]
-    level = {"progress": logging.DEBUG, "failed": logging.WARNING}.get(event, logging.INFO)
+    level = {Event.PROGRESS: logging.DEBUG, Event.FAILED: logging.WARNING}.get(event, logging.INFO)
     if not logger.isEnabledFor(level):
         return
     fields = {

@@ -48,7 +48,7 @@ from .presenters import (
     timeline,
     with_argument_text,
 )
-from .progress import Progress, asnapshot, cancel, snapshot
+from .progress import CANCELLED, Progress, asnapshot, cancel, snapshot
 
 # -- views ------------------------------------------------------------------------------
 
@@ -424,10 +424,10 @@ class RetryJobView(JobActionView):
 
 
 class CancelJobView(JobActionView):
-    action, past, permission = "cancel", "cancelled", permissions.CANCEL_PERMISSION
+    action, past, permission = "cancel", Status.CANCELLED.value, permissions.CANCEL_PERMISSION
 
     def perform(self, job: Job) -> str:
-        if cancel(job) == "cancelled":
+        if cancel(job) == CANCELLED:
             return f"Job {job.pk} was cancelled."
         return f"Cancellation of job {job.pk} was requested: it stops at its next progress report."
 

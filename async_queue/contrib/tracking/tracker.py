@@ -21,6 +21,7 @@ from django.utils.connection import ConnectionDoesNotExist
 
 from ...models import Job, JobLock
 from ...sql import dialect, second_connection
+from ...states import Event, Status
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -30,7 +31,7 @@ logger = logging.getLogger("async_queue.tracking")
 CONFIG_KEYS = ("MODEL", "CLASS", "LOOKUP", "FIELDS", "STATUS_MAP")
 DEFAULT_CLASS = "async_queue.contrib.tracking.Tracker"
 DEFAULT_LOOKUP = "job_id"
-OUTCOMES = frozenset({"succeeded", "retrying", "failed", "cancelled"})
+OUTCOMES = frozenset({Event.SUCCEEDED, Event.RETRYING, Event.FAILED, Event.CANCELLED})
 SIDE_SUFFIX = "__tracker"
 
 _TEXT_FIELDS = (models.CharField, models.TextField)
@@ -75,22 +76,23 @@ class Tracker:
     """
 
     provides: dict[str, tuple[str, ...]] = {
-        "scheduled": ("status", "created", "user", "objects", "payload", "updated"),
-        "started": ("status", "updated"),
-        "progress": ("progress", "message", "updated"),
-        "succeeded": ("status", "result", "progress", "completed", "updated"),
-        "retrying": ("status", "error", "message", "updated"),
-        "failed": ("status", "error", "failed", "completed", "updated"),
-        "cancelled": ("status", "completed", "updated"),
-        "cleanup": (),
+        Event.SCHEDULED: ("status", "created", "user", "objects", "payload", "updated"),
+        Event.STARTED: ("status", "updated"),
+        Event.PROGRESS: ("progress", "message", "updated"),
+        Event.SUCCEEDED: ("status", "result", "progress", "completed", "updated"),
+        Event.RETRYING: ("status", "error", "message", "updated"),
+        Event.FAILED: ("status", "error", "failed", "completed", "updated"),
+        Event.CANCELLED: ("status", "completed", "updated"),
+        Event.CLEANUP: (),
     }
+    # The status a tracked row gets at each event (STATUS_MAP renames them).
     event_status: dict[str, str] = {
-        "scheduled": "queued",
-        "started": "running",
-        "retrying": "retrying",
-        "succeeded": "succeeded",
-        "failed": "failed",
-        "cancelled": "cancelled",
+        Event.SCHEDULED: Status.QUEUED,
+        Event.STARTED: Status.RUNNING,
+        Event.RETRYING: "retrying",
+        Event.SUCCEEDED: Status.SUCCEEDED,
+        Event.FAILED: Status.FAILED,
+        Event.CANCELLED: Status.CANCELLED,
     }
     initial_fields: tuple[str, ...] = ("created", "user", "objects")
     side_lock_timeout: float = 2.0
@@ -306,7 +308,7 @@ class Tracker:
         ]
         initial = {
             self.lookup_field.attname: job.pk,
-            **self._values(missing, "scheduled", job, payload or {}),
+            **self._values(missing, Event.SCHEDULED, job, payload or {}),
             **values,
         }
         try:
@@ -341,10 +343,10 @@ class Tracker:
         values = self.values_for(event, job, payload)
         using = self.database(job)
         key = (job._state.db or DEFAULT_DB_ALIAS, job.pk)
-        ending = event in OUTCOMES or event == "cleanup"
+        ending = event in OUTCOMES or event == Event.CLEANUP
         with self._lock:
             state = self._jobs.get(key)
-            if event in ("started", "progress"):
+            if event in (Event.STARTED, Event.PROGRESS):
                 state = self._jobs.setdefault(key, _JobState())
                 state.open = True
                 state.total = (payload.get("progress") or {}).get("total") or state.total
@@ -358,7 +360,7 @@ class Tracker:
                 return
             if inside:
                 state.aside = True
-            if event == "cleanup":
+            if event == Event.CLEANUP:
                 self._jobs.pop(key, None)
         try:
             if values and inside:
