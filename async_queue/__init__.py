@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         snapshot,
     )
     from .scheduling import aschedule, deschedule, schedule, schedule_many
+    from .tracking import tracker_name
 
 __all__ = [
     "Conflict",
@@ -81,6 +82,7 @@ __all__ = [
     "show_line",
     "show_text",
     "snapshot",
+    "tracker_name",
     "visible_jobs",
     "wants_fragment",
 ]
@@ -108,6 +110,7 @@ _EXPORTS = {
     "deschedule": "scheduling",
     "schedule_many": "scheduling",
     "aschedule": "scheduling",
+    "tracker_name": "tracking",
     "report_progress": "progress",
     "current_job": "progress",
     "check_cancelled": "progress",
