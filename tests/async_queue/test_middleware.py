@@ -14,8 +14,8 @@ from async_queue.db import is_database_busy
 from async_queue.locks import hold
 from async_queue.middleware import BUSY_EVENT, BUSY_MESSAGE, busy_response
 from powercrud.selection import Selection
-from tests.bulkapp.models import Book
-from tests.bulkapp.views import BookView
+from tests.crudapp.bulk_views import BookView
+from tests.crudapp.models import Book
 from tests.testapp import tasks
 from tests.testapp.models import Record
 
@@ -101,7 +101,7 @@ def test_a_write_behind_the_lock_answers_503_and_changes_nothing(client):
 
 @sqlite_only
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.urls("tests.bulkapp.urls")
+@pytest.mark.urls("tests.crudapp.bulk_urls")
 def test_a_session_that_cannot_be_saved_answers_503_and_keeps_its_selection(client):
     client.force_login(User.objects.create_superuser("root", password=None))
     first, second = Book.objects.create(title="A"), Book.objects.create(title="B")
