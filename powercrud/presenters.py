@@ -5,12 +5,14 @@ bulk template (``{"bulk": None}`` when bulk is off), ``BulkRow`` one row's check
 (``{% bulk_row object bulk as row %}``); the conflict list's ``BusyObject`` and
 ``BlockingJob`` live in ``powercrud.conflicts``.
 
-``BulkResponses`` (a base of ``BulkMixin``) builds that context and renders the
-answers: an htmx request gets a fragment for the list's modal (``bulk_modal_target``)
-and ``HX-Trigger`` events (``powercrud:changed`` refreshes the table and flashes its
-message; ``powercrud:close-modal`` after a synchronous success); a plain request is
-redirected back to the list with a message, or gets a full page
-(``powercrud/bulk/page.html``).
+``BulkResponses`` (a base of ``BulkMixin``) builds that context (with the list's query,
+for "select all matching", and where plain requests return) and renders the answers.
+It also decides whether a request wants a fragment (``async_queue.wants_fragment``,
+the rule every powercrud and dashboard page follows): an htmx request gets a fragment
+for the list's modal (``bulk_modal_target``) and ``HX-Trigger`` events
+(``powercrud:changed`` refreshes the table and flashes its message;
+``powercrud:close-modal`` after a synchronous success); a plain request is redirected
+back to the list with a message, or gets a full page (``powercrud/bulk/page.html``).
 """
 
 from __future__ import annotations
