@@ -17,7 +17,7 @@ A view picks the class with ``get_async_manager_class()`` (default: its
   applies.
 
 The default reads status and progress from the job rows themselves (live
-progress through ``async_queue.progress.snapshot``); a subclass can read its
+progress through ``async_queue.snapshot``); a subclass can read its
 tracker's records instead by overriding ``status()``.
 """
 
@@ -29,10 +29,16 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-from async_queue import Job, Status, schedule
-from async_queue.display import show_line, show_text
-from async_queue.locks import LockTarget
-from async_queue.progress import snapshot
+from async_queue import (
+    Job,
+    LockTarget,
+    Status,
+    schedule,
+    show_line,
+    show_text,
+    snapshot,
+    tracker_name,
+)
 
 CONFIG_TYPES: dict[str, tuple[type, ...]] = {
     "queue": (str,),
@@ -126,8 +132,6 @@ class AsyncManager:
                 "ASYNC_QUEUE['TRACKERS'], or pass False for no tracker."
             )
         if isinstance(self.config.get("tracker"), str):
-            from async_queue import tracker_name
-
             try:
                 tracker_name(self.config["tracker"])
             except ValueError as exc:

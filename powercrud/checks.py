@@ -6,14 +6,18 @@
 - ``E003``: a view's ``ordering`` or ``sortable_fields`` names a field its model lacks
   (``order_by()`` would fail on every list request).
 - ``E004``: ``paginate_by`` or ``page_size_options`` is not a positive integer.
+- ``E005``: ``settings.POWERCRUD`` is not a dict, names an unknown key, or its
+  ``MAX_SELECTION`` is not a positive integer.
 
-The view checks run for every ``PowerCRUDView`` routed in the URLconf.
+The view checks run for every ``PowerCRUDView`` routed in the URLconf. This module
+does not import ``powercrud.views`` (which imports it): it finds the views by their
+base class ``CheckedView``, which ``PowerCRUDView`` inherits.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.apps import apps
 from django.conf import settings
@@ -22,8 +26,7 @@ from django.core.exceptions import FieldDoesNotExist
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils.module_loading import import_string
 
-if TYPE_CHECKING:
-    from .views import PowerCRUDView
+from .conf import DEFAULTS, SETTING_NAME, configured
 
 HTMX_MIDDLEWARE = "django_htmx.middleware.HtmxMiddleware"
 
@@ -53,10 +56,46 @@ def check_htmx_middleware(app_configs: Any = None, **kwargs: Any) -> list[CheckM
     ]
 
 
-def routed_views(patterns: list[Any] | None = None) -> Iterator[type[PowerCRUDView]]:
-    """Every ``PowerCRUDView`` class the URLconf routes to, once each."""
-    from .views import PowerCRUDView
+@register()
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    value = configured()
+    hint = f"For example {SETTING_NAME} = {{'MAX_SELECTION': {DEFAULTS['MAX_SELECTION']}}}."
+    if not isinstance(value, dict):
+        message = f"settings.{SETTING_NAME} must be a dict, not {type(value).__name__}."
+        return [Error(message, hint=hint, id="powercrud.E005")]
+    errors: list[CheckMessage] = [
+        Error(
+            f"settings.{SETTING_NAME} has an unknown key {key!r}; known keys: "
+            f"{', '.join(DEFAULTS)}.",
+            hint=hint,
+            id="powercrud.E005",
+        )
+        for key in value
+        if key not in DEFAULTS
+    ]
+    limit = value.get("MAX_SELECTION", DEFAULTS["MAX_SELECTION"])
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        errors.append(
+            Error(
+                f"{SETTING_NAME}['MAX_SELECTION'] must be a positive integer; got {limit!r}.",
+                hint=hint,
+                id="powercrud.E005",
+            )
+        )
+    return errors
 
+
+class CheckedView:
+    """The base class of the views ``check_views`` covers (``PowerCRUDView`` inherits it)."""
+
+    @classmethod
+    def check(cls) -> list[CheckMessage]:
+        """System check messages about this view's configuration (``check_view``)."""
+        return check_view(cls)
+
+
+def routed_views(patterns: list[Any] | None = None) -> Iterator[type[Any]]:
+    """Every ``PowerCRUDView`` class the URLconf routes to, once each."""
     if patterns is None:
         patterns = get_resolver().url_patterns
     seen: set[type] = set()
@@ -69,7 +108,7 @@ def routed_views(patterns: list[Any] | None = None) -> Iterator[type[PowerCRUDVi
             view_class = getattr(pattern.callback, "view_class", None)
             if (
                 isinstance(view_class, type)
-                and issubclass(view_class, PowerCRUDView)
+                and issubclass(view_class, CheckedView)
                 and view_class not in seen
             ):
                 seen.add(view_class)
@@ -85,7 +124,7 @@ def check_views(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     return [message for view in views for message in check_view(view)]
 
 
-def check_view(view: type[PowerCRUDView]) -> list[CheckMessage]:
+def check_view(view: type[Any]) -> list[CheckMessage]:
     """The configuration problems of one view class."""
     name = f"{view.__module__}.{view.__qualname__}"
     errors: list[CheckMessage] = []

@@ -1,20 +1,35 @@
-"""The one place that reads ``settings.POWERCRUD``.
+"""The one place that reads ``settings.POWERCRUD``, a dict with one key:
 
-Values are read on every access, so ``override_settings`` works in tests. Each
-setting has a typed default (``SETTINGS``), which a system check can validate.
+- ``MAX_SELECTION`` (default 10,000): most rows one user may select in one list;
+  selecting past it is refused, not truncated.
+
+Values are read on every access, so ``override_settings`` works in tests.
+``powercrud.checks`` validates them (``powercrud.E005``).
 """
 
 from __future__ import annotations
 
-from async_queue.conf import Setting, SettingsAccessor
+from typing import Any
 
-SETTINGS: dict[str, Setting] = {
-    "MAX_SELECTION": Setting(
-        10_000,
-        (int,),
-        "Most rows one user may select in one list; selecting past it is refused, not truncated.",
-    ),
-}
+from django.conf import settings
+
+SETTING_NAME = "POWERCRUD"
+DEFAULTS: dict[str, Any] = {"MAX_SELECTION": 10_000}
 
 
-powercrud_settings = SettingsAccessor("POWERCRUD", SETTINGS)
+def configured() -> Any:
+    """``settings.POWERCRUD`` as the project wrote it (``{}`` when it is not set)."""
+    return getattr(settings, SETTING_NAME, {})
+
+
+class PowerCRUDSettings:
+    """Attribute access to ``settings.POWERCRUD`` with the defaults filled in."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"Unknown {SETTING_NAME} setting {name!r}.")
+        value = configured()
+        return value.get(name, DEFAULTS[name]) if isinstance(value, dict) else DEFAULTS[name]
+
+
+powercrud_settings = PowerCRUDSettings()

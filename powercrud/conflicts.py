@@ -1,38 +1,39 @@
-"""Single edits against jobs: whether an object is busy, and what to show when it is.
+"""Edits against jobs: whether objects are busy, and what to show when they are.
 
-The mechanism is ``async_queue.locks``, shared with every other writer: a view asks
-``find_conflict()`` (``locks.busy``) before it shows or processes a form, and writes
-inside ``transaction.atomic()`` + ``locks.hold()``, which raises ``Conflict`` when a
-job started in between. Either way the user sees a ``ConflictNotice``: the blocking
-jobs, who started them, and their live progress (``async_queue.progress.snapshot``).
+The mechanism is async_queue's object locks, shared with every other writer. A view
+asks ``find_conflict()`` (single edits) or ``BulkMixin.get_bulk_conflicts()`` (bulk
+edits) before it shows or processes a form, and writes inside
+``transaction.atomic()`` + ``async_queue.hold()``, which raises ``Conflict`` when a job
+started in between. Either way the user sees the blocking jobs, who started them, and
+their live progress.
+
+Both ask the same way: ``busy_jobs()`` (``async_queue.busy``, one query per thousand
+keys), then, for a bulk edit, which job holds which object (``async_queue.holders``),
+and ``blocking_jobs()`` for what to show of each job (``async_queue.snapshot`` for the
+progress, ``async_queue.job_url`` for the link, under the dashboard's visibility rule).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
-from django.urls import NoReverseMatch, reverse
+from async_queue import Conflict, Job, Progress, busy, job_url, lock_keys, snapshot
 
-from async_queue import locks
-from async_queue.exceptions import Conflict
-
-if TYPE_CHECKING:
-    from async_queue.models import Job
-    from async_queue.progress import Progress
+from .selection import chunked
 
 MAX_JOBS_SHOWN = 5
 
 
 @dataclass(frozen=True)
 class BlockingJob:
-    """One job a conflict names, as the conflict notice shows it."""
+    """A queued or running job that declared objects an edit needs, as notices show it."""
 
     job: Job
-    owner: str
+    owner: str  # the username of who scheduled it; "" for the system
     progress: Progress
-    url: str | None
+    url: str | None  # its dashboard page, when the user may see it
 
     @property
     def percent(self) -> float | None:
@@ -50,32 +51,35 @@ class ConflictNotice:
     more: int = 0
 
 
-def find_conflict(targets: Iterable[Any]) -> Conflict | None:
-    """A ``Conflict`` naming the queued or running jobs that declared any of ``targets``."""
-    keys = locks.lock_keys(list(targets))
-    jobs = list(locks.busy(*keys).select_related("user")[: MAX_JOBS_SHOWN + 1])
-    return Conflict(keys, jobs) if jobs else None
+@dataclass
+class BusyObject:
+    """A selected object that queued or running jobs declared, with those jobs."""
+
+    pk: str
+    label: str
+    jobs: list[BlockingJob] = field(default_factory=list)
 
 
-def job_url(job: Job, user: Any) -> str | None:
-    """The job's dashboard page, if the dashboard is routed and ``user`` may see the job."""
-    from async_queue.permissions import sees_all_jobs
+def busy_jobs(targets: Iterable[Any], limit: int | None = None) -> list[Job]:
+    """The queued or running jobs that declared any of ``targets``, in id order.
 
-    if not (sees_all_jobs(user) or (job.user_id is not None and job.user_id == user.pk)):
-        return None
-    try:
-        return reverse("async_queue:job-detail", args=[job.pk])
-    except NoReverseMatch:
-        return None
+    One query per thousand keys (and only one when ``limit`` is reached in the first).
+    """
+    found: dict[int, Job] = {}
+    for chunk in chunked(lock_keys(list(targets))):
+        queryset = busy(*chunk).select_related("user")
+        for job in queryset if limit is None else queryset[: limit - len(found)]:
+            found[job.pk] = job
+        if limit is not None and len(found) >= limit:
+            break
+    return sorted(found.values(), key=lambda job: job.pk)
 
 
-def describe(conflict: Conflict, user: Any, refresh_url: str) -> ConflictNotice:
-    """The notice for ``conflict``, with each job's owner and live progress."""
-    from async_queue.progress import snapshot
-
-    jobs = list(conflict.jobs[:MAX_JOBS_SHOWN])
+def blocking_jobs(jobs: Iterable[Job], user: Any) -> list[BlockingJob]:
+    """Each job with its owner, live progress and (if ``user`` may see it) its page."""
+    jobs = list(jobs)
     progress = snapshot(jobs)
-    shown = [
+    return [
         BlockingJob(
             job=job,
             owner=job.user.get_username() if job.user_id else "",
@@ -84,6 +88,18 @@ def describe(conflict: Conflict, user: Any, refresh_url: str) -> ConflictNotice:
         )
         for job in jobs
     ]
+
+
+def find_conflict(targets: Iterable[Any]) -> Conflict | None:
+    """A ``Conflict`` naming the queued or running jobs that declared any of ``targets``."""
+    targets = list(targets)
+    jobs = busy_jobs(targets, limit=MAX_JOBS_SHOWN + 1)
+    return Conflict(lock_keys(targets), jobs) if jobs else None
+
+
+def describe(conflict: Conflict, user: Any, refresh_url: str) -> ConflictNotice:
+    """The notice for ``conflict``, with each job's owner and live progress."""
+    shown = blocking_jobs(conflict.jobs[:MAX_JOBS_SHOWN], user)
     if shown:
         message = "A background job is working on this object."
     else:
@@ -99,4 +115,13 @@ def describe(conflict: Conflict, user: Any, refresh_url: str) -> ConflictNotice:
     )
 
 
-__all__ = ["BlockingJob", "Conflict", "ConflictNotice", "describe", "find_conflict"]
+__all__ = [
+    "BlockingJob",
+    "BusyObject",
+    "Conflict",
+    "ConflictNotice",
+    "blocking_jobs",
+    "busy_jobs",
+    "describe",
+    "find_conflict",
+]

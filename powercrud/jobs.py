@@ -2,7 +2,7 @@
 
 The same function runs both ways, so both have the same semantics: below a
 view's ``bulk_async_threshold`` the view calls it inside its own transaction and
-``locks.hold()``; at or above it, ``async_queue.schedule()`` runs it in a worker,
+``async_queue.hold()``; at or above it, ``async_queue.schedule()`` runs it in a worker,
 inside the job's transaction, with every object declared in ``locks=``.
 
 1. Load the objects (rows deleted since they were selected are skipped and

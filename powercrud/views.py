@@ -2,15 +2,7 @@
 
 Configuration is class attributes; behaviour changes by overriding a ``get_*`` hook.
 
-- **The list** is one page (``<app>/<model>_list.html``, then ``powercrud/object_list.html``)
-  whose results (table, pagination, bulk toolbar) are a named partial. Sortable headers
-  (``?o=field`` / ``?o=-field``, only fields of ``get_sortable_fields()``), the filter
-  form (django-filter, from ``filterset_fields``) and the pagination links (``?page=``,
-  ``?page_size=`` from ``page_size_options``) all are plain links and GET forms; with
-  htmx they fetch the results partial in place and push the URL, so reload and back work.
-  Foreign keys shown in the table are ``select_related``, many-to-many ones prefetched:
-  a page costs the same few queries whatever its size. Pages come from Django's
-  ``Paginator`` (one ``COUNT`` per page, which the filter's index serves).
+- **The list** (filter, sort, paginate, the table's cells): ``powercrud.listing.ListMixin``.
 - **Create, detail, update and delete** render their page, or, for an htmx request,
   the page's partial into the list's modal. An invalid form answers 422 with the
   form; a successful htmx write answers 204 with ``HX-Trigger`` events that close the
@@ -20,9 +12,11 @@ Configuration is class attributes; behaviour changes by overriding a ``get_*`` h
   anonymous users are sent to log in, others get 403. ``can`` in the context says
   which buttons to show.
 - **Conflicts**: updating or deleting an object a queued or running job declared
-  (``async_queue.locks.busy``) answers 409 with the conflict notice (and the user's
-  bound form). The write runs in ``transaction.atomic()`` inside ``locks.hold()``, so a
-  job starting between the check and the write makes it fail with the same notice.
+  (``powercrud.conflicts``) answers 409 with the conflict notice (and the user's
+  bound form). The write runs in ``transaction.atomic()`` inside ``async_queue.hold()``,
+  so a job starting between the check and the write makes it fail with the same notice.
+- **htmx**: "does the request want a fragment" and the ``HX-Trigger`` events are
+  async_queue's helpers (``wants_fragment``, ``hx_trigger``), shared with its dashboard.
 - **Roles**: neapolitan's ``Role`` plus powercrud's POST roles (``roles.PowerRole``),
   whose URLs the ``BulkMixin`` adds through ``get_bulk_urls()``. HEAD works on every
   GET route; other methods answer 405.
@@ -30,45 +24,36 @@ Configuration is class attributes; behaviour changes by overriding a ``get_*`` h
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlencode
 
 from django.contrib.auth import get_permission_codename
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, PermissionDenied
-from django.core.paginator import Page, Paginator
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.db import models, router, transaction
 from django.db.models.deletion import ProtectedError, RestrictedError
 from django.forms import BaseForm
-from django.http import (
-    Http404,
-    HttpRequest,
-    HttpResponse,
-    HttpResponseBase,
-    HttpResponseRedirect,
-)
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern
 from django.utils.cache import patch_vary_headers
 from django.utils.decorators import classonlymethod
 from django.utils.functional import cached_property, classproperty
 from django.utils.text import capfirst
-from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
+from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 from neapolitan.views import CRUDView, Role
 
-from async_queue import locks
-from async_queue.exceptions import Conflict
+from async_queue import Conflict, hold, htmx_details, hx_trigger, lock_keys, wants_fragment
 
 from . import conflicts
 from .bulk import BulkMixin
+from .checks import CheckedView
+from .listing import Column, ListMixin, PageLink, Row
+from .presenters import CHANGED_EVENT, CLOSE_MODAL_EVENT
 from .roles import PowerRole, permission_action
 from .roles import get_power_urls as power_urls
 
-CHANGED_EVENT = "powercrud:changed"
-CLOSE_MODAL_EVENT = "powercrud:close-modal"
 ACTIONS = ("view", "add", "change", "delete")
 FRAGMENTS = {
     Role.LIST: "results",
@@ -77,38 +62,6 @@ FRAGMENTS = {
     Role.UPDATE: "form",
     Role.DELETE: "confirm_delete",
 }
-
-
-@dataclass(frozen=True)
-class Column:
-    """A column of the list: its header, and where clicking the header sorts to."""
-
-    name: str
-    label: str
-    sort_url: str = ""
-    direction: str = ""  # "asc", "desc", or "" when the list is not sorted by it
-
-    @property
-    def aria_sort(self) -> str:
-        return {"asc": "ascending", "desc": "descending"}.get(self.direction, "none")
-
-
-@dataclass(frozen=True)
-class Row:
-    """An object of the list with its cell values and its action URLs."""
-
-    object: models.Model
-    cells: list[Any]
-    detail_url: str | None
-    update_url: str | None
-    delete_url: str | None
-
-
-@dataclass(frozen=True)
-class PageLink:
-    number: int | None  # None for an ellipsis
-    url: str = ""
-    current: bool = False
 
 
 class Partials:
@@ -121,45 +74,19 @@ class Partials:
         return self.view.get_partial_template_names(name)
 
 
-def is_many(field: models.Field | models.ForeignObjectRel) -> bool:
-    """A many-to-many field, or a reverse foreign key: a cell shows a list of objects."""
-    return bool(field.many_to_many or field.one_to_many)
-
-
-def htmx_details(request: HttpRequest) -> HtmxDetails:
-    """``request.htmx``, also when ``HtmxMiddleware`` is not installed (see check E001)."""
-    details = getattr(request, "htmx", None)
-    return details if isinstance(details, HtmxDetails) else HtmxDetails(request)
-
-
-class PowerCRUDView(BulkMixin, CRUDView):
+class PowerCRUDView(BulkMixin, ListMixin, CheckedView, CRUDView):
     """A neapolitan ``CRUDView`` with htmx lists and modals, permissions and conflict checks.
 
     ``urlpatterns += BookView.get_urls()`` gives every route: neapolitan's five
     (``book-list``, ``book-create``, ``book-detail``, ``book-update``, ``book-delete``)
-    and the bulk endpoints of ``get_bulk_urls()``.
+    and the bulk endpoints of ``get_bulk_urls()``. ``BookView.check()`` lists the class's
+    configuration problems (the system checks run it for every routed view).
     """
 
     #: The template the pages extend; it must have a ``content`` block.
     base_template: str = "base.html"
     #: Whether the pages load the vendored htmx (turn off if ``base_template`` does).
     include_htmx: bool = True
-    #: Columns of the list (default: ``fields``); model fields, or attributes/methods.
-    list_fields: Sequence[str] | None = None
-    #: Fields the detail page shows (default: ``fields``).
-    detail_fields: Sequence[str] | None = None
-    #: Fields the list may be sorted by (default: the list's concrete model fields).
-    sortable_fields: Sequence[str] | None = None
-    #: The order when the request asks for none (default: the model's ``Meta.ordering``).
-    ordering: Sequence[str] = ()
-    ordering_kwarg: str = "o"
-    #: django-filter: field names (or ``{name: [lookups]}``); or set ``filterset_class``.
-    filterset_fields: Sequence[str] | dict[str, list[str]] | None = None
-    filterset_class: Any = None
-    paginate_by: int | None = 25
-    page_size_kwarg: str = "page_size"
-    #: The page sizes ``?page_size=`` may ask for (``paginate_by`` is always allowed).
-    page_size_options: Sequence[int] = (10, 25, 50, 100)
 
     # -- routing ---------------------------------------------------------------------
 
@@ -244,228 +171,13 @@ class PowerCRUDView(BulkMixin, CRUDView):
 
     @cached_property
     def htmx(self) -> HtmxDetails:
+        """``request.htmx``, also when ``HtmxMiddleware`` is not installed (see check E001)."""
         return htmx_details(self.request)
 
     @cached_property
     def wants_fragment(self) -> bool:
         """An htmx request for a piece of the page (not boosted, not a history restore)."""
-        details = self.htmx
-        return bool(details) and not details.boosted and not details.history_restore_request
-
-    # -- the list --------------------------------------------------------------------
-
-    def list(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        """GET handler for the list: filter, sort, paginate; the results partial for htmx."""
-        queryset = self.get_list_queryset()
-        filterset = self.get_filterset(queryset)
-        if filterset is not None:
-            queryset = filterset.qs
-        queryset = queryset.order_by(*self.get_ordering())
-        if not self.allow_empty and not queryset.exists():
-            raise Http404
-        # Kept on the view for the bulk mixin ("select all matching the filter").
-        self.filterset = filterset
-        self.filtered_queryset = queryset
-        page_size = self.get_paginate_by()
-        page = None if page_size is None else self.paginate_queryset(queryset, page_size)
-        self.page_obj = page
-        self.object_list = queryset if page is None else page.object_list
-        context = self.get_context_data(
-            page_obj=page,
-            is_paginated=page is not None and page.has_other_pages(),
-            paginator=None if page is None else page.paginator,
-            filterset=filterset,
-            **self.get_list_context(page),
-        )
-        context.update(self.get_bulk_context())
-        return self.render_to_response(context)
-
-    def get_list_fields(self) -> list[str]:
-        return list(self.list_fields if self.list_fields is not None else self.fields or ())
-
-    def get_detail_fields(self) -> list[str]:
-        return list(self.detail_fields if self.detail_fields is not None else self.fields or ())
-
-    def get_sortable_fields(self) -> list[str]:
-        if self.sortable_fields is not None:
-            return list(self.sortable_fields)
-        return [
-            name
-            for name in self.get_list_fields()
-            if (field := self.model_field(name)) is not None
-            and field.concrete
-            and not is_many(field)
-        ]
-
-    def get_list_queryset(self) -> models.QuerySet:
-        """``get_queryset()`` with the relations the table shows joined or prefetched."""
-        queryset = self.get_queryset()
-        fields = [self.model_field(name) for name in self.get_list_fields()]
-        joined = [
-            f.name
-            for f in fields
-            if f is not None and f.concrete and (f.many_to_one or f.one_to_one)
-        ]
-        prefetched = [f.name for f in fields if f is not None and is_many(f)]
-        if joined:
-            queryset = queryset.select_related(*joined)
-        if prefetched:
-            queryset = queryset.prefetch_related(*prefetched)
-        return queryset
-
-    def get_sort(self) -> str:
-        """The requested sort (``field`` or ``-field``) if it is allowed, else ``""``."""
-        value = self.request.GET.get(self.ordering_kwarg, "")
-        name = value.removeprefix("-")
-        return value if name and name in self.get_sortable_fields() else ""
-
-    def get_ordering(self) -> list[Any]:
-        """The requested sort or the default order, then the primary key to break ties."""
-        sort = self.get_sort()
-        ordering: list[Any] = [sort] if sort else list(self.ordering or self.model._meta.ordering)
-        names = {o.lstrip("-") for o in ordering if isinstance(o, str)}
-        if not names & {"pk", self.model._meta.pk.name}:
-            first = ordering[0] if ordering else ""
-            descending = isinstance(first, str) and first.startswith("-")
-            ordering.append("-pk" if descending else "pk")
-        return ordering
-
-    def get_page_size_options(self) -> list[int]:
-        if self.paginate_by is None:
-            return []
-        return sorted({*self.page_size_options, self.paginate_by})
-
-    def get_paginate_by(self) -> int | None:
-        """``?page_size=`` if it is one of the options, else ``paginate_by``."""
-        if self.paginate_by is None:
-            return None
-        try:
-            size = int(self.request.GET.get(self.page_size_kwarg, ""))
-        except ValueError:
-            return self.paginate_by
-        return size if size in self.get_page_size_options() else self.paginate_by
-
-    def paginate_queryset(self, queryset: models.QuerySet, page_size: int) -> Page:
-        """The requested page; past the end the last one (rows may have gone since)."""
-        paginator = self.get_paginator(queryset, page_size)
-        number: Any = self.kwargs.get(self.page_kwarg) or self.request.GET.get(self.page_kwarg)
-        if number == "last":
-            number = paginator.num_pages
-        return paginator.get_page(number)
-
-    def get_paginator(self, queryset: models.QuerySet, page_size: int) -> Paginator:
-        return Paginator(queryset, page_size)
-
-    def list_url(self, **changes: Any) -> str:
-        """This list's URL with the current query changed (``None`` removes a parameter)."""
-        params = self.request.GET.copy()
-        for key, value in changes.items():
-            if value is None:
-                params.pop(key, None)
-            else:
-                params[key] = str(value)
-        items = [(key, value) for key in params for value in params.getlist(key) if value != ""]
-        return f"{self.request.path}?{urlencode(items)}" if items else self.request.path
-
-    def get_columns(self) -> list[Column]:
-        sort = self.get_sort()
-        sortable = set(self.get_sortable_fields())
-        columns = []
-        for name in self.get_list_fields():
-            if name not in sortable:
-                columns.append(Column(name, self.get_label(name)))
-                continue
-            direction = {name: "asc", f"-{name}": "desc"}.get(sort, "")
-            next_sort = f"-{name}" if direction == "asc" else name
-            url = self.list_url(**{self.ordering_kwarg: next_sort, self.page_kwarg: None})
-            columns.append(Column(name, self.get_label(name), url, direction))
-        return columns
-
-    def get_rows(self, objects: Iterable[models.Model]) -> list[Row]:
-        fields = self.get_list_fields()
-        can = self.can
-        return [
-            Row(
-                object=obj,
-                cells=[self.get_cell(obj, name) for name in fields],
-                detail_url=Role.DETAIL.maybe_reverse(self, obj) if can["view"] else None,
-                update_url=Role.UPDATE.maybe_reverse(self, obj) if can["change"] else None,
-                delete_url=Role.DELETE.maybe_reverse(self, obj) if can["delete"] else None,
-            )
-            for obj in objects
-        ]
-
-    def get_page_links(self, page: Page | None) -> list[PageLink]:
-        if page is None or not page.has_other_pages():
-            return []
-        links = []
-        for number in page.paginator.get_elided_page_range(page.number, on_each_side=2):
-            if isinstance(number, int):
-                url = self.list_url(**{self.page_kwarg: number})
-                links.append(PageLink(number, url, number == page.number))
-            else:
-                links.append(PageLink(None))
-        return links
-
-    def get_list_context(self, page: Page | None) -> dict[str, Any]:
-        """What the list's partials show besides neapolitan's context."""
-        page_size = self.get_paginate_by()
-
-        def page_url(number: int) -> str:
-            return self.list_url(**{self.page_kwarg: number})
-
-        return {
-            "columns": self.get_columns(),
-            "rows": self.get_rows(self.object_list),
-            "sort": self.get_sort(),
-            "page_links": self.get_page_links(page),
-            "previous_page_url": page_url(page.previous_page_number())
-            if page is not None and page.has_previous()
-            else "",
-            "next_page_url": page_url(page.next_page_number())
-            if page is not None and page.has_next()
-            else "",
-            "page_size": page_size,
-            "page_size_options": self.get_page_size_options(),
-            # The query without page and page size, for the page-size form's hidden inputs.
-            "page_size_state": [
-                (key, value)
-                for key in self.request.GET
-                if key not in (self.page_kwarg, self.page_size_kwarg)
-                for value in self.request.GET.getlist(key)
-                if value != ""
-            ],
-            "refresh_url": self.request.get_full_path(),
-        }
-
-    # -- cells and labels ------------------------------------------------------------
-
-    def model_field(self, name: str) -> models.Field | None:
-        try:
-            return self.model._meta.get_field(name)
-        except FieldDoesNotExist:
-            return None
-
-    def get_label(self, name: str) -> str:
-        field = self.model_field(name)
-        if field is not None:
-            return capfirst(getattr(field, "verbose_name", name.replace("_", " ")))
-        attribute = getattr(self.model, name, None)
-        return capfirst(getattr(attribute, "short_description", name.replace("_", " ")))
-
-    def get_cell(self, obj: models.Model, name: str) -> Any:
-        """The value a list cell or a detail row shows for field ``name`` of ``obj``."""
-        field = self.model_field(name)
-        if field is None:
-            value = getattr(obj, name)
-            return value() if callable(value) else value
-        if is_many(field):
-            return ", ".join(str(related) for related in getattr(obj, name).all())
-        if field.is_relation:
-            return getattr(obj, name)
-        if field.choices:
-            return obj._get_FIELD_display(field)
-        return getattr(obj, field.attname)
+        return wants_fragment(self.request)
 
     # -- object pages ----------------------------------------------------------------
 
@@ -473,7 +185,7 @@ class PowerCRUDView(BulkMixin, CRUDView):
         obj = super().get_object()
         # Before a form changes it in memory: the title shown, and the keys to lock.
         self.object_title = str(obj)
-        self.lock_keys = locks.lock_keys(self.get_lock_targets(obj))
+        self.lock_keys = lock_keys(self.get_lock_targets(obj))
         return obj
 
     def get_lock_targets(self, obj: models.Model) -> list[Any]:
@@ -516,7 +228,7 @@ class PowerCRUDView(BulkMixin, CRUDView):
         with transaction.atomic(using=using):
             if self.role != Role.UPDATE:
                 return form.save()
-            with locks.hold(*self.lock_keys, using=using):
+            with hold(*self.lock_keys, using=using):
                 return form.save()
 
     def form_valid(self, form: BaseForm) -> HttpResponse:
@@ -541,7 +253,7 @@ class PowerCRUDView(BulkMixin, CRUDView):
     def delete_object(self, obj: models.Model) -> None:
         """Delete ``obj`` holding its locks, in one transaction (may raise Conflict)."""
         using = router.db_for_write(self.model, instance=obj)
-        with transaction.atomic(using=using), locks.hold(*self.lock_keys, using=using):
+        with transaction.atomic(using=using), hold(*self.lock_keys, using=using):
             obj.delete()
 
     def process_deletion(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -568,9 +280,8 @@ class PowerCRUDView(BulkMixin, CRUDView):
     def success_response(self, message: str) -> HttpResponse:
         """After a write: for htmx, 204 + events (refresh the table, close the modal)."""
         if self.wants_fragment:
-            response = HttpResponse(status=204)
-            trigger_client_event(response, CHANGED_EVENT, {"message": message})
-            return trigger_client_event(response, CLOSE_MODAL_EVENT, {})
+            events = {CHANGED_EVENT: {"message": message}, CLOSE_MODAL_EVENT: {}}
+            return hx_trigger(HttpResponse(status=204), events)
         return HttpResponseRedirect(self.get_success_url())
 
     def conflict_response(self, conflict: Conflict, **context: Any) -> HttpResponse:
@@ -625,15 +336,6 @@ class PowerCRUDView(BulkMixin, CRUDView):
         name = self.get_fragment_name() if self.wants_fragment else None
         templates = self.get_partial_template_names(name) if name else self.get_template_names()
         return TemplateResponse(self.request, templates, context, status=status)
-
-    # -- system checks ---------------------------------------------------------------
-
-    @classmethod
-    def check(cls) -> list[Any]:
-        """System check messages about this view's configuration (see ``powercrud.checks``)."""
-        from .checks import check_view
-
-        return check_view(cls)
 
 
 __all__ = ["Column", "PageLink", "PowerCRUDView", "Row"]

@@ -33,7 +33,6 @@ INSTALLED_APPS = [
     "django_filters",
     "powercrud",
     "tests.crudapp",
-    "tests.bulkapp",
     "tests.faultapp",
 ]
 MIDDLEWARE = [
@@ -99,7 +98,7 @@ ASYNC_QUEUE: dict = {
     "POLL_INTERVAL": 0.2,
     "RECOVERY_INTERVAL": 0.5,
     "LOCK_RETRY_DELAY": 0.2,
-    # Named trackers: jobs pick one with schedule(tracker="bulk") (bulkapp's TrackedBookView).
+    # Named trackers: jobs pick one with schedule(tracker="bulk") (a TrackedBookView of crudapp).
     "TRACKERS": {
         "bulk": {
             "MODEL": "trackerapp.TaskRecord",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import template
 from django.db import models
 
-from powercrud.bulk import BulkContext, BulkRow
+from powercrud.presenters import BulkContext, BulkRow
 
 register = template.Library()
 

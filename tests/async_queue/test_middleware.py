@@ -13,9 +13,9 @@ from async_queue.locks import hold
 from async_queue.middleware import BUSY_EVENT, BUSY_MESSAGE, busy_response
 from async_queue.sql import is_database_busy
 from powercrud.selection import Selection
-from tests.bulkapp.models import Book
-from tests.bulkapp.views import BookView
 from tests.conftest import make_user
+from tests.crudapp.bulk_views import BookView
+from tests.crudapp.models import Book
 from tests.testapp import tasks
 from tests.testapp.models import Record
 
@@ -100,7 +100,7 @@ def test_a_write_behind_the_lock_answers_503_and_changes_nothing(superuser_clien
 
 @sqlite_only
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.urls("tests.bulkapp.urls")
+@pytest.mark.urls("tests.crudapp.bulk_urls")
 def test_a_session_that_cannot_be_saved_answers_503_and_keeps_its_selection(superuser_client):
     first, second = Book.objects.create(title="A"), Book.objects.create(title="B")
     key = Selection.key_for(BookView, Book)

@@ -30,11 +30,11 @@ from django.urls import include, path, reverse
 from async_queue import Job, Status, schedule
 from async_queue.middleware import BUSY_EVENT, BUSY_MESSAGE
 from powercrud.selection import Selection
-from tests.bulkapp.models import Book as BulkBook
-from tests.bulkapp.views import QuickBookView
 from tests.conftest import login, make_user
+from tests.crudapp.bulk_views import QuickBookView
 from tests.crudapp.factories import make_book
 from tests.crudapp.models import Book
+from tests.crudapp.models import Book as BulkBook
 from tests.faults.conftest import hold_in_a_job, on_postgres, report
 from tests.urls import urlpatterns as base
 

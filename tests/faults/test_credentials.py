@@ -23,7 +23,7 @@ from tests.conftest import login, make_user
 from tests.faults.conftest import report
 from tests.faults.test_secrets import QUICKBOOK, pages, run_to_the_end
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("tests.bulkapp.urls")]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("tests.crudapp.bulk_urls")]
 
 PEM_BODY = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7"
 PEM = f"-----BEGIN PRIVATE KEY-----\n{PEM_BODY}\nq1w2e3r4t5y6\n-----END PRIVATE KEY-----\n"

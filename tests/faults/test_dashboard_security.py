@@ -21,16 +21,16 @@ from django.urls import reverse
 from django.utils import timezone
 
 from async_queue import Job, Status
-from tests.bulkapp.models import Book
 from tests.conftest import login, make_user
+from tests.crudapp.models import Book
 from tests.faults.conftest import report
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.bulkapp.urls")]
+pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.crudapp.bulk_urls")]
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 LOGIN = "/accounts/login/?next="
 FRAGMENT = {200, 286}  # a fragment of a finished job answers 286 (stop polling)
-BOOK_PERMS = ("bulkapp.view_book", "bulkapp.change_book", "bulkapp.delete_book")
+BOOK_PERMS = ("crudapp.view_book", "crudapp.change_book", "crudapp.delete_book")
 JOB_PERMS = ("async_queue.change_job", "async_queue.delete_job")
 
 
@@ -49,11 +49,11 @@ def make_job(user: User | None, status: str, **fields: object) -> Job:
 
 def bulk_job(user: User) -> Job:
     """A bulk edit job of ``QuickBookView``, as powercrud schedules it (already finished)."""
-    view = "tests.bulkapp.views.QuickBookView"
+    view = "tests.crudapp.bulk_views.QuickBookView"
     return make_job(
         user,
         Status.SUCCEEDED,
-        kwargs={"model": "bulkapp.book", "pks": []},
+        kwargs={"model": "crudapp.book", "pks": []},
         meta={"powercrud": {"view": view, "action": "edit", "count": 0}},
         result={"updated": 0},
     )
@@ -77,7 +77,7 @@ def test_dashboard_and_bulk_endpoints_security_matrix():
     """Row 16: login, visibility, permissions, 405 on GET to mutating URLs, CSRF."""
     owner = make_user("owner")
     other = make_user("other", *JOB_PERMS, *BOOK_PERMS)
-    viewer = make_user("viewer", "bulkapp.view_book")
+    viewer = make_user("viewer", "crudapp.view_book")
     root = make_user("root", superuser=True)
     mine = {
         "failed": make_job(owner, Status.FAILED),

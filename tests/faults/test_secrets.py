@@ -24,7 +24,7 @@ from async_queue.permissions import REDACTED
 from tests.conftest import login, make_user, wait_for
 from tests.faults.conftest import report, size
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("tests.bulkapp.urls")]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("tests.crudapp.bulk_urls")]
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 SCRIPT = "<script>alert('x')</script>"
@@ -35,7 +35,7 @@ SECRETS = {
     "session": "sess-9999",
     "Authorization": "Bearer auth-5555",
 }
-QUICKBOOK = "tests.bulkapp.views.QuickBookView"
+QUICKBOOK = "tests.crudapp.bulk_views.QuickBookView"
 
 
 def secret_values() -> list[str]:

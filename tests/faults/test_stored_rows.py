@@ -35,15 +35,15 @@ from django.utils import timezone
 from async_queue import Job, JobError, JobLock, Status, schedule
 from async_queue.conf import queue_settings
 from async_queue.locks import lock_key
-from tests.bulkapp.models import Book
 from tests.conftest import login, make_user, wait_for
+from tests.crudapp.models import Book
 from tests.faults.conftest import Ledger, on_postgres, report, size
 from tests.faults.stored import deepest, forge, nested_list, nested_object
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("tests.bulkapp.urls")]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("tests.crudapp.bulk_urls")]
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
-QUICKBOOK = "tests.bulkapp.views.QuickBookView"
+QUICKBOOK = "tests.crudapp.bulk_views.QuickBookView"
 WANTED_DEPTH = 100_000
 PAGE_BOUND = 2 * 1024 * 1024  # bytes of HTML a page may answer, whatever the row holds
 UNREADABLE = "[unreadable:"

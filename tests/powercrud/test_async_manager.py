@@ -7,14 +7,14 @@ from django.urls import reverse
 from async_queue import Job, ScheduleError, Status, schedule
 from async_queue.contrib.tracking import receivers as tracking
 from powercrud.async_manager import AsyncManager, AsyncManagerConfigError
-from tests.bulkapp.helpers import choose, edit
-from tests.bulkapp.models import Book
-from tests.bulkapp.tasks import PatientManager, make_books
-from tests.bulkapp.views import TRACKER, QuickBookView
 from tests.conftest import wait_for
+from tests.crudapp.bulk_views import TRACKER, QuickBookView
+from tests.crudapp.helpers import choose, edit, make_books
+from tests.crudapp.models import Book
+from tests.crudapp.tasks import PatientManager
 from tests.trackerapp.models import TaskRecord
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("tests.bulkapp.urls")]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("tests.crudapp.bulk_urls")]
 
 
 @pytest.fixture(autouse=True)
@@ -54,12 +54,12 @@ def test_the_view_picks_its_manager_class_and_configuration(admin):
     view = QuickBookView()
     view.setup(RequestFactory().get("/"))
     assert type(view.get_async_manager()) is AsyncManager
-    view.async_manager_class = "tests.bulkapp.tasks.PatientManager"
+    view.async_manager_class = "tests.crudapp.tasks.PatientManager"
     view.async_manager_config = {"priority": 5}
     manager = view.get_async_manager()
     assert isinstance(manager, PatientManager)
     job = manager.schedule(
-        "powercrud.jobs.bulk_delete", {"model": "bulkapp.book", "pks": []}, locks=[], user=admin
+        "powercrud.jobs.bulk_delete", {"model": "crudapp.book", "pks": []}, locks=[], user=admin
     )
     job.refresh_from_db()
     assert (job.queue, job.priority, job.max_attempts, job.user) == ("patient", 5, 3, admin)

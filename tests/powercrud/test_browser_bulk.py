@@ -11,8 +11,8 @@ import pytest
 from django.test import Client
 
 from async_queue import Job, Status
-from tests.bulkapp.models import Book
-from tests.bulkapp.tasks import make_books
+from tests.crudapp.helpers import make_books
+from tests.crudapp.models import Book
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -33,7 +33,7 @@ pytestmark = [
         shutil.which(CHROMIUM) is None,
         reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)",
     ),
-    pytest.mark.urls("tests.bulkapp.urls"),
+    pytest.mark.urls("tests.crudapp.bulk_urls"),
 ]
 
 

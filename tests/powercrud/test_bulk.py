@@ -12,12 +12,20 @@ from django.urls import reverse
 from async_queue import Job, schedule
 from powercrud.bulk import BulkEditForm
 from powercrud.jobs import BulkEdit, BulkError, BulkValidationError, bulk_edit
-from tests.bulkapp.helpers import HX, choose, edit, events, selected
-from tests.bulkapp.models import Author, Book, Gadget, Loan, Tag
-from tests.bulkapp.tasks import make_author, make_books, make_tags
-from tests.bulkapp.views import BookView, GadgetView, TagView
+from tests.crudapp.bulk_views import BookView, GadgetView, TagView
+from tests.crudapp.helpers import (
+    HX,
+    choose,
+    edit,
+    events,
+    make_author,
+    make_books,
+    make_tags,
+    selected,
+)
+from tests.crudapp.models import Author, Book, Gadget, Loan, Tag
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.bulkapp.urls")]
+pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.crudapp.bulk_urls")]
 
 
 @pytest.fixture
@@ -221,7 +229,7 @@ def test_a_protected_row_makes_bulk_delete_delete_nothing(client, admin):
 def test_a_queued_job_on_a_selected_row_makes_bulk_operations_refuse(client, admin):
     books = make_books(3)
     job = schedule(
-        "tests.bulkapp.tasks.hold_for", [1], locks=[books[1]], user=admin, on_commit=False
+        "tests.crudapp.tasks.hold_for", [1], locks=[books[1]], user=admin, on_commit=False
     )
     choose(client, books)
     for url in (reverse("book-bulk-edit"), reverse("book-bulk-delete")):
@@ -230,7 +238,7 @@ def test_a_queued_job_on_a_selected_row_makes_bulk_operations_refuse(client, adm
         html = response.content.decode()
         assert "1 of the 3 selected books is declared by a queued or running job" in html
         assert f'data-pk="{books[1].pk}" data-job="{job.pk}"' in html
-        assert "tests.bulkapp.tasks.hold_for" in html
+        assert "tests.crudapp.tasks.hold_for" in html
         assert "waiting in the queue" in html
     response = edit(client, status="published")
     assert response.status_code == 409
@@ -251,7 +259,7 @@ def test_a_job_appearing_between_the_check_and_the_write_is_refused_by_hold(
         if jobs:  # describing the conflict afterwards: the real check
             return check(self, pks)
         jobs.append(
-            schedule("tests.bulkapp.tasks.hold_for", [1], locks=[books[0]], on_commit=False)
+            schedule("tests.crudapp.tasks.hold_for", [1], locks=[books[0]], on_commit=False)
         )
         return []
 
@@ -292,7 +300,7 @@ def test_bulk_edit_and_delete_need_their_permissions(client, django_user_model):
     user = django_user_model.objects.create_user("clerk", password="pw")
     user.user_permissions.add(
         *Permission.objects.filter(
-            codename__in=["view_book", "change_book"], content_type__app_label="bulkapp"
+            codename__in=["view_book", "change_book"], content_type__app_label="crudapp"
         )
     )
     client.force_login(user)
@@ -311,22 +319,22 @@ def test_bulk_edit_and_delete_need_their_permissions(client, django_user_model):
 def test_the_job_function_refuses_what_it_cannot_set():
     (book,) = make_books(1)
     with pytest.raises(BulkError, match="has no field 'nope'"):
-        bulk_edit("bulkapp.book", [str(book.pk)], {"nope": 1})
+        bulk_edit("crudapp.book", [str(book.pk)], {"nope": 1})
     with pytest.raises(BulkError, match="cannot be bulk edited"):
-        bulk_edit("bulkapp.book", [str(book.pk)], {"id": 3})
+        bulk_edit("crudapp.book", [str(book.pk)], {"id": 3})
     with pytest.raises(BulkError, match="not an installed model"):
-        bulk_edit("bulkapp.nothing", [str(book.pk)], {"status": "draft"})
+        bulk_edit("crudapp.nothing", [str(book.pk)], {"status": "draft"})
     with pytest.raises(BulkError, match="mode must be one of"):
-        bulk_edit("bulkapp.book", [str(book.pk)], m2m={"tags": {"mode": "merge", "pks": []}})
+        bulk_edit("crudapp.book", [str(book.pk)], m2m={"tags": {"mode": "merge", "pks": []}})
     with pytest.raises(BulkError, match="Choose at least one field"):
-        bulk_edit("bulkapp.book", [str(book.pk)])
+        bulk_edit("crudapp.book", [str(book.pk)])
 
 
 def test_the_job_function_validates_every_object_before_writing():
     books = make_books(3)
     Book.objects.filter(pk=books[2].pk).update(in_print=False)
     with pytest.raises(BulkValidationError) as info:
-        bulk_edit("bulkapp.book", [str(b.pk) for b in books], {"status": "bestseller"})
+        bulk_edit("crudapp.book", [str(b.pk) for b in books], {"status": "bestseller"})
     assert [str(e) for e in info.value.errors] == [
         "book 0002: status: A book out of print cannot be a bestseller."
     ]
@@ -336,20 +344,20 @@ def test_the_job_function_validates_every_object_before_writing():
     with pytest.raises(
         BulkValidationError, match=r"all books: author: .*id 999999 is not a valid choice"
     ):
-        bulk_edit("bulkapp.book", [str(b.pk) for b in books], {"author": 999999})
+        bulk_edit("crudapp.book", [str(b.pk) for b in books], {"author": 999999})
     with pytest.raises(BulkValidationError, match="1 of the chosen objects do not exist"):
-        bulk_edit("bulkapp.book", [str(books[0].pk)], m2m={"tags": {"mode": "add", "pks": ["z"]}})
+        bulk_edit("crudapp.book", [str(books[0].pk)], m2m={"tags": {"mode": "add", "pks": ["z"]}})
     assert set(Book.objects.values_list("status", flat=True)) == {"draft"}
 
 
 def test_the_job_function_returns_a_summary_and_skips_rows_that_are_gone():
     books = make_books(3)
     result = bulk_edit(
-        "bulkapp.book", [str(books[0].pk), str(books[1].pk), "999999"], {"status": "published"}
+        "crudapp.book", [str(books[0].pk), str(books[1].pk), "999999"], {"status": "published"}
     )
     assert result == {
         "action": "edit",
-        "model": "bulkapp.book",
+        "model": "crudapp.book",
         "updated": 2,
         "missing": 1,
         "fields": ["status"],
@@ -392,7 +400,7 @@ def test_writes_go_through_save_when_a_receiver_would_notice():
         changed.append((instance.pk, action))
 
     pks = [str(b.pk) for b in books]
-    edit_args = ("bulkapp.book", pks, {"status": "published"})
+    edit_args = ("crudapp.book", pks, {"status": "published"})
     m2m = {"tags": {"mode": "add", "pks": [tag.pk]}}
     assert BulkEdit(*edit_args, m2m).can_write_fast()
     bulk_edit(*edit_args, m2m)
@@ -402,7 +410,7 @@ def test_writes_go_through_save_when_a_receiver_would_notice():
     m2m_changed.connect(on_m2m, sender=Book.tags.through)
     try:
         assert not BulkEdit(*edit_args, m2m).can_write_fast()
-        bulk_edit("bulkapp.book", pks, {"status": "archived"}, m2m)
+        bulk_edit("crudapp.book", pks, {"status": "archived"}, m2m)
     finally:
         post_save.disconnect(on_save, sender=Book)
         m2m_changed.disconnect(on_m2m, sender=Book.tags.through)
@@ -417,14 +425,14 @@ def test_an_overridden_save_object_hook_turns_the_fast_path_off():
             super().save_object(obj, update_fields)
 
     (book,) = make_books(1)
-    assert not Custom("bulkapp.book", [str(book.pk)], {"status": "published"}).can_write_fast()
+    assert not Custom("crudapp.book", [str(book.pk)], {"status": "published"}).can_write_fast()
 
 
 def test_jobs_on_other_lock_targets_are_listed_too(rf, admin, client):
     """A view that also locks each row's author refuses while a job holds that author."""
     author = make_author()
     books = make_books(2, author=author)
-    job = schedule("tests.bulkapp.tasks.hold_for", [1], locks=[author], on_commit=False)
+    job = schedule("tests.crudapp.tasks.hold_for", [1], locks=[author], on_commit=False)
 
     class AuthorLockedBookView(BookView):
         def get_bulk_lock_targets(self, pks):

@@ -8,14 +8,23 @@ from django.urls import reverse
 
 from async_queue import Job, Status, schedule
 from async_queue.locks import lock_key
-from tests.bulkapp.helpers import HX, attribute, choose, delete, edit, events, selected
-from tests.bulkapp.models import Book
-from tests.bulkapp.tasks import make_books, make_tags
-from tests.bulkapp.views import BookView, QuickBookView
 from tests.conftest import wait_for
+from tests.crudapp.bulk_views import BookView, QuickBookView
+from tests.crudapp.helpers import (
+    HX,
+    attribute,
+    choose,
+    delete,
+    edit,
+    events,
+    make_books,
+    make_tags,
+    selected,
+)
+from tests.crudapp.models import Book
 
 # Transactional: jobs run in real transactions, workers and progress use other connections.
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("tests.bulkapp.urls")]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("tests.crudapp.bulk_urls")]
 FOREVER = ("--forever", "--sleep", "0.1")
 
 
@@ -48,16 +57,16 @@ def test_the_edit_is_one_job_declaring_every_object_and_the_modal_polls_it(clien
     assert (job.user, job.max_attempts, job.status) == (admin, 1, Status.QUEUED)
     assert sorted(job.locks.values_list("key", flat=True)) == sorted(lock_key(b) for b in books)
     assert job.kwargs == {
-        "model": "bulkapp.book",
+        "model": "crudapp.book",
         "pks": [str(b.pk) for b in books],
         "changes": {"status": "published"},
         "m2m": {"tags": {"mode": "add", "pks": ["new tag"]}},
     }
     assert job.meta == {
         "powercrud": {
-            "view": "tests.bulkapp.views.QuickBookView",
+            "view": "tests.crudapp.bulk_views.QuickBookView",
             "action": "edit",
-            "model": "bulkapp.book",
+            "model": "crudapp.book",
             "count": 6,
         }
     }
@@ -178,9 +187,9 @@ def test_the_status_of_a_job_is_only_for_its_owner_and_its_own_view(
     job = Job.objects.get()
     other = django_user_model.objects.create_user("other", password="pw")
     other.user_permissions.set(
-        Permission.objects.filter(content_type__app_label="bulkapp", codename__endswith="_book")
+        Permission.objects.filter(content_type__app_label="crudapp", codename__endswith="_book")
     )
-    foreign = schedule("tests.bulkapp.tasks.hold_for", [1], user=admin)
+    foreign = schedule("tests.crudapp.tasks.hold_for", [1], user=admin)
     assert (
         client.get(reverse("quickbook-bulk-status", kwargs={"job_pk": foreign.pk})).status_code
         == 404
@@ -211,7 +220,7 @@ def test_without_javascript_applying_redirects_to_the_jobs_page(client, admin):
 
 def test_a_queued_job_on_any_selected_row_refuses_the_job_too(client, admin):
     books = make_books(6)
-    blocker = schedule("tests.bulkapp.tasks.hold_for", [1], locks=[books[5]])
+    blocker = schedule("tests.crudapp.tasks.hold_for", [1], locks=[books[5]])
     choose(client, books, "quickbook")
     response = edit(client, "quickbook", status="published")
     assert response.status_code == 409
@@ -227,7 +236,7 @@ def test_a_job_running_in_another_process_refuses_both_paths_and_the_race(
     books = make_books(6)
     choose(client, books[:3], "book")  # sessions first: SQLite writes wait for the job
     choose(client, books, "quickbook")
-    blocker = schedule("tests.bulkapp.tasks.hold_for", [30], locks=[books[1]], user=admin)
+    blocker = schedule("tests.crudapp.tasks.hold_for", [30], locks=[books[1]], user=admin)
     worker = start_worker(*FOREVER)
     wait_for(lambda: Job.objects.filter(pk=blocker.pk, status=Status.RUNNING).exists())
 
@@ -265,7 +274,7 @@ def test_on_postgresql_the_advisory_lock_of_a_running_job_refuses_the_write(
 
     books = make_books(3)
     choose(client, books, "book")
-    blocker = schedule("tests.bulkapp.tasks.hold_for", [30], locks=[books[2]])
+    blocker = schedule("tests.crudapp.tasks.hold_for", [30], locks=[books[2]])
     worker = start_worker(*FOREVER)
     wait_for(lambda: Job.objects.filter(pk=blocker.pk, status=Status.RUNNING).exists())
     monkeypatch.setattr(BookView, "get_bulk_conflicts", lambda self, pks: [])

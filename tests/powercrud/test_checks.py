@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 from django_htmx.middleware import HtmxMiddleware
 
-from powercrud.checks import check_htmx_middleware, check_view, check_views, routed_views
+from powercrud.checks import (
+    check_htmx_middleware,
+    check_settings,
+    check_view,
+    check_views,
+    routed_views,
+)
+from powercrud.conf import powercrud_settings
 from powercrud.views import PowerCRUDView
 from tests.crudapp.models import Book
 from tests.crudapp.views import AuthorView, BookView, GadgetView, RoleProbeView, TagView
@@ -74,3 +81,30 @@ def test_the_url_check_covers_every_routed_view(monkeypatch):
     assert check_views() == []
     monkeypatch.setattr(GadgetView, "ordering", ["-nope"])
     assert ids(check_views()) == ["powercrud.E003"]
+
+
+def test_the_settings_are_read_on_access_with_defaults(settings):
+    assert powercrud_settings.MAX_SELECTION == 10_000
+    settings.POWERCRUD = {"MAX_SELECTION": 7}
+    assert powercrud_settings.MAX_SELECTION == 7
+    with pytest.raises(AttributeError, match="Unknown POWERCRUD setting 'NOPE'"):
+        powercrud_settings.NOPE  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ([("MAX_SELECTION", 5)], "settings.POWERCRUD must be a dict, not list."),
+        ({"MAX_SELECT": 5}, "settings.POWERCRUD has an unknown key 'MAX_SELECT'"),
+        ({"MAX_SELECTION": 0}, "POWERCRUD['MAX_SELECTION'] must be a positive integer; got 0."),
+        ({"MAX_SELECTION": "5"}, "must be a positive integer; got '5'."),
+        ({"MAX_SELECTION": True}, "must be a positive integer; got True."),
+    ],
+)
+def test_settings_that_cannot_work_are_errors(settings, value, message):
+    assert check_settings() == []
+    settings.POWERCRUD = value
+    (error,) = check_settings()
+    assert error.id == "powercrud.E005"
+    assert message in error.msg
+    assert "MAX_SELECTION" in error.hint

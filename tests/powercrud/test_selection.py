@@ -9,12 +9,11 @@ from django.urls import reverse
 from neapolitan.views import Role
 
 from powercrud.selection import InvalidPrimaryKey, Selection, SelectionLimitExceeded
-from tests.bulkapp.helpers import HX, attribute, selected
-from tests.bulkapp.models import Book, Gadget, Tag
-from tests.bulkapp.tasks import make_books, make_tags
-from tests.bulkapp.views import BookView, GadgetView, QuickBookView, TagView
+from tests.crudapp.bulk_views import BookView, GadgetView, QuickBookView, TagView
+from tests.crudapp.helpers import HX, attribute, make_books, make_tags, selected
+from tests.crudapp.models import Book, Gadget, Tag
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.bulkapp.urls")]
+pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.crudapp.bulk_urls")]
 
 
 @pytest.fixture
@@ -25,7 +24,7 @@ def admin(client, django_user_model):
 
 
 def perm(codename):
-    return Permission.objects.get(codename=codename, content_type__app_label="bulkapp")
+    return Permission.objects.get(codename=codename, content_type__app_label="crudapp")
 
 
 def select(client, url_base="book", **data):

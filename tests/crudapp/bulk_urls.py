@@ -1,10 +1,10 @@
-"""The root URLconf of the bulk tests (``pytest.mark.urls("tests.bulkapp.urls")``)."""
+"""The root URLconf of the bulk tests (``pytest.mark.urls("tests.crudapp.bulk_urls")``)."""
 
 from django.urls import include, path
 
 from tests.urls import urlpatterns as base
 
-from .views import (
+from .bulk_views import (
     BookView,
     GadgetView,
     NoBulkBookView,

@@ -1,4 +1,4 @@
-"""PowerCRUDViews with bulk operations over the bulk test models."""
+"""PowerCRUDViews with bulk operations, as the bulk tests route them (``bulk_urls``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from powercrud.views import PowerCRUDView
 
 from .models import Book, Gadget, Tag
 
-BASE = "bulkapp/base.html"
+BASE = "crudapp/base.html"
 TRACKER = "bulk"  # configured in ASYNC_QUEUE["TRACKERS"] (tests/settings.py)
 
 
@@ -30,14 +30,14 @@ class SlowBookView(BookView):
     """Its bulk edit is a project's own job function (slow enough to watch its progress)."""
 
     url_base = "slowbook"
-    bulk_edit_job = "tests.bulkapp.tasks.slow_bulk_edit"
+    bulk_edit_job = "tests.crudapp.tasks.slow_bulk_edit"
 
 
 class SaveEachBookView(BookView):
     """Writes with save() per object (the path taken when receivers listen)."""
 
     url_base = "saveeach"
-    bulk_edit_job = "tests.bulkapp.tasks.bulk_edit_saving_each"
+    bulk_edit_job = "tests.crudapp.tasks.bulk_edit_saving_each"
 
 
 class TrackedBookView(BookView):
@@ -58,7 +58,7 @@ class GadgetView(PowerCRUDView):
 
 class TagView(PowerCRUDView):
     model = Tag
-    fields = ["code", "label", "color", "archived", "owner"]
+    fields = ["slug", "name", "color", "archived", "owner"]
     filterset_fields = ["color"]
     bulk_fields = ["color", "archived", "owner"]
     base_template = BASE

@@ -1,9 +1,11 @@
-"""Client helpers of the bulk tests: select rows, apply a bulk edit, read the selection."""
+"""Helpers of the bulk tests: select rows, apply a bulk edit, read the selection; make rows
+(``make_books`` here titles them ``book 0000``... with no author), run queued jobs."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from decimal import Decimal
 from typing import Any
 
 from django.db import models
@@ -11,9 +13,11 @@ from django.http import HttpResponse
 from django.test import Client
 from django.urls import reverse
 
+from async_queue import Job, Status
 from powercrud.selection import Selection
 
-from .views import BookView
+from .bulk_views import BookView
+from .models import Author, Book, Tag
 
 HX = {"HTTP_HX_REQUEST": "true"}
 
@@ -59,3 +63,35 @@ def attribute(html: str, name: str) -> str:
     marker = f'{name}="'
     start = html.index(marker) + len(marker)
     return html[start : html.index('"', start)]
+
+
+def make_books(count: int, **fields: Any) -> list[Book]:
+    """``count`` books titled ``book 0000``... (bulk_create: no per-row query)."""
+    defaults: dict[str, Any] = {"price": Decimal("10.00")}
+    defaults.update(fields)
+    books = Book.objects.bulk_create(Book(title=f"book {n:04d}", **defaults) for n in range(count))
+    if books and books[0].pk is None:  # backends without RETURNING: read them back
+        books = list(Book.objects.order_by("id")[:count])
+    return books
+
+
+def make_tags(*codes: str) -> list[Tag]:
+    return [Tag.objects.create(slug=code, name=code.upper()) for code in codes]
+
+
+def make_author(name: str = "Ann") -> Author:
+    return Author.objects.create(name=name)
+
+
+def last_job() -> Job:
+    return Job.objects.order_by("-id").first()
+
+
+def run_queued(predicate: Callable[[Job], bool] | None = None) -> list[Job]:
+    """Run every queued job in this process, as a worker would (``job.execute()``)."""
+    ran = []
+    for job in Job.objects.filter(status=Status.QUEUED).order_by("id"):
+        if predicate is None or predicate(job):
+            job.execute()
+            ran.append(job)
+    return ran
