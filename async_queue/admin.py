@@ -7,7 +7,7 @@ cut to ``SHOW_MAX_BYTES``, escaped; any stored row renders, however deep or big.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
@@ -19,10 +19,18 @@ from django.utils.safestring import SafeString
 from .display import show_json, show_text
 from .exceptions import InvalidJobState
 from .models import Job, JobError
+from .querysets import JobQuerySet
 
 JSON_FIELDS = ("args", "kwargs", "meta", "result")
 TEXT_FIELDS = ("last_error",)
 ERROR_TEXT_FIELDS = ("message", "traceback")
+ERROR_FIELDS = (
+    "attempt",
+    "created_at",
+    "worker",
+    "exception",
+    *(f"{name}_redacted" for name in ERROR_TEXT_FIELDS),
+)
 
 
 def redacted_json(value: Any) -> SafeString:
@@ -49,9 +57,8 @@ class JobErrorInline(ShownErrorText, admin.TabularInline):
     model = JobError
     extra = 0
     can_delete = False
-    fields = ["attempt", "created_at", "worker", "exception"]
-    fields += [f"{name}_redacted" for name in ERROR_TEXT_FIELDS]
-    readonly_fields = fields
+    fields = ERROR_FIELDS
+    readonly_fields = ERROR_FIELDS
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -75,16 +82,21 @@ def _apply(
         )
 
 
+def _jobs(queryset: QuerySet[Job]) -> JobQuerySet:
+    # The admin passes its actions a QuerySet; Job's is always a JobQuerySet.
+    return cast(JobQuerySet, queryset)
+
+
 @admin.action(description="Retry selected failed jobs", permissions=["change"])
 def retry_jobs(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-    _apply(modeladmin, request, queryset.failed(), "retry", "Requeued")
+    _apply(modeladmin, request, _jobs(queryset).failed(), "retry", "Requeued")
 
 
 @admin.action(description="Cancel selected queued jobs", permissions=["change"])
 def cancel_jobs(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Job]
 ) -> None:
-    _apply(modeladmin, request, queryset.queued(), "cancel", "Cancelled")
+    _apply(modeladmin, request, _jobs(queryset).queued(), "cancel", "Cancelled")
 
 
 class JobChangeList(ChangeList):

@@ -126,7 +126,7 @@ class _Walk:
             while stack:
                 frame = stack[-1]
                 entries, depth, is_dict, first = frame
-                entry = next(entries, _END)
+                entry: Any = next(entries, _END)
                 if entry is _END:
                     stack.pop()
                     pad = " " * (indent * (depth - 1)) if indent else ""

@@ -81,7 +81,6 @@ class Lease:
         """Register and start beating, once; raises if the name is held by a live worker."""
         if self._started:
             return
-        main = connections[self.using]
         lock = self._liveness_lock
         if lock.per_process:
             # The process holds it (an flock), exact on its own: the row is for the
@@ -89,7 +88,7 @@ class Lease:
             lock.acquire()
             self.mode = WorkerMode.DIRECT
             self._started = True
-            if main.is_in_memory_db():
+            if self.dialect.in_memory():
                 return  # no second connection would see this database: no row
             with contextlib.suppress(DatabaseError):
                 # Best effort: the flock is what counts here, and another worker's job
@@ -182,6 +181,7 @@ class Lease:
 
     def _rows(self) -> QuerySet[Worker]:
         # Registered in the calling thread's connections only (they are thread-local).
+        assert self._connection is not None  # called once connected
         connections[self.alias] = self._connection
         return Worker.objects.using(self.alias).filter(name=self.worker)
 

@@ -80,12 +80,14 @@ class Periodic:
             # Ticks are multiples of the interval since the epoch: the same on every worker.
             seconds = math.floor(now.timestamp() / self.interval) * self.interval
             return datetime.fromtimestamp(seconds, UTC)
+        assert self.cron is not None  # one of cron and interval (__post_init__)
         return next(CronSim(self.cron, now + timedelta(microseconds=1), reverse=True))
 
     def next_tick(self, now: datetime) -> datetime:
         now = now.astimezone(UTC)
         if self.interval is not None:
             return self.latest_tick(now) + timedelta(seconds=self.interval)
+        assert self.cron is not None  # one of cron and interval (__post_init__)
         return next(CronSim(self.cron, now))
 
 

@@ -11,6 +11,8 @@ call; its names are re-exported here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from asgiref.sync import sync_to_async
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
@@ -73,14 +75,21 @@ def visible_jobs(user: User, queryset: JobQuerySet | None = None) -> JobQuerySet
 ACTION_PERMISSIONS = frozenset({RETRY_PERMISSION, CANCEL_PERMISSION, DELETE_PERMISSION})
 
 
+def _has_perm(user: User) -> Callable[[str], bool]:
+    # Every user model the auth backends serve has it (PermissionsMixin, AnonymousUser);
+    # AbstractBaseUser, which the stubs give request.user, does not declare it.
+    return user.has_perm  # type: ignore[union-attr]
+
+
 def granted(user: User) -> frozenset[str]:
     """Which of the dashboard's action permissions ``user`` has."""
-    return frozenset(perm for perm in ACTION_PERMISSIONS if user.has_perm(perm))
+    has_perm = _has_perm(user)
+    return frozenset(perm for perm in ACTION_PERMISSIONS if has_perm(perm))
 
 
 async def agranted(user: User) -> frozenset[str]:
     """``granted()`` for async views: the auth backends' async API, no blocking query."""
-    has_perm = getattr(user, "ahas_perm", None) or sync_to_async(user.has_perm)
+    has_perm = getattr(user, "ahas_perm", None) or sync_to_async(_has_perm(user))
     return frozenset([perm for perm in ACTION_PERMISSIONS if await has_perm(perm)])
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.db.models import ExpressionWrapper, F, Model, TextField
 
 from . import display
+from .fields import JobJSONField
 from .models import Job, JobQuerySet
 from .states import Event as Signal
 from .states import Progress, Status
@@ -118,7 +119,7 @@ def argument(job: Job, name: str) -> Any:
         return None
     if len(text) > ARGUMENT_TEXT:
         return display.Omitted(f"[{len(text):,} characters of {name}: see the job's page]")
-    return Job._meta.get_field(name).from_db_value(text, None, None)
+    return cast(JobJSONField, Job._meta.get_field(name)).from_db_value(text, None, None)
 
 
 def call_summary(job: Job, limit: int = 120) -> str:

@@ -11,7 +11,7 @@ from django.db.models.functions import Now
 from .states import FINISHED, Status
 
 if TYPE_CHECKING:
-    pass
+    from .models import Job  # noqa: F401 (used in the string "Job" below, a runtime subscript)
 
 
 class JobQuerySet(models.QuerySet["Job"]):
@@ -49,12 +49,12 @@ class JobQuerySet(models.QuerySet["Job"]):
         grow with the table: a count above ``cap`` means "more than ``cap``".
         Only ``statuses`` are counted (all by default).
         """
-        statuses = [Status(status) for status in statuses]
+        counted = [Status(status) for status in statuses]
         if self.query.is_empty():
-            return dict.fromkeys((status.value for status in statuses), 0)
+            return dict.fromkeys((status.value for status in counted), 0)
         parts, params = [], []
         jobs = self.order_by().values("pk")
-        for index, status in enumerate(statuses):
+        for index, status in enumerate(counted):
             limited = jobs.filter(status=status)[: cap + 1]
             sql, part_params = limited.query.get_compiler(using=self.db).as_sql()
             parts.append(f"(SELECT COUNT(*) FROM ({sql}) AS counted_{index})")
@@ -62,7 +62,7 @@ class JobQuerySet(models.QuerySet["Job"]):
         with connections[self.db].cursor() as cursor:
             cursor.execute(f"SELECT {', '.join(parts)}", params)
             row = cursor.fetchone()
-        return {status.value: count for status, count in zip(statuses, row, strict=True)}
+        return {status.value: count for status, count in zip(counted, row, strict=True)}
 
     def names(self, limit: int) -> list[str]:
         """The distinct names of the stored jobs in order, at most ``limit`` of them.

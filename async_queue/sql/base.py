@@ -320,7 +320,7 @@ class Dialect(abc.ABC):
                 continue
             mark = live.filter(name=name)
             if not self.exact_liveness:  # a free lock counts with a late heartbeat only
-                mark = mark.filter(heartbeat_at__lt=late[mode])
+                mark = mark.filter(heartbeat_at__lt=late[WorkerMode(mode)])
             if mark.update(lost_at=Now()):
                 dead.add(name)
         return dead
@@ -333,6 +333,10 @@ class Dialect(abc.ABC):
     @abc.abstractmethod
     def progress_store(self) -> ProgressStore:
         """Where this database's running jobs write their live progress."""
+
+    def in_memory(self) -> bool:
+        """Whether the database lives in this process's memory: no other connection sees it."""
+        return False
 
     def is_connection_lost(self, exc: BaseException) -> bool:
         """Whether a database error means the job's connection was lost (infrastructure)."""
@@ -371,7 +375,10 @@ def _claim_sql(
             f"SELECT id FROM {table} WHERE {' AND '.join(where)} "
             f"ORDER BY priority DESC, run_after, id LIMIT 1{row_lock}"
         )
-    columns = ", ".join(quote(field.column) for field in Job._meta.concrete_fields)
+    # Concrete fields are exactly those with a column.
+    columns = ", ".join(
+        quote(field.column) for field in Job._meta.concrete_fields if field.column is not None
+    )
     return (
         f"UPDATE {table} SET status = '{Status.RUNNING}', attempts = attempts + 1, "
         f"started_at = {now}, finished_at = NULL, worker = %s "

@@ -27,10 +27,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.core.signals import request_finished
-from django.db import OperationalError, transaction
+from django.db import OperationalError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, Lookup, Q
 from django.db.models.lookups import Exact, In
@@ -39,14 +39,23 @@ from ..conf import queue_settings
 from ..models import Job, JobLock, Progress, Status
 from .base import Dialect, LivenessLock, ProgressStore, second_connection
 
+if TYPE_CHECKING:
+    from django.db.backends.sqlite3.base import DatabaseWrapper
+
+    class SQLiteWrapper(DatabaseWrapper):
+        # Set from OPTIONS by get_connection_params() (Django 5.1+); not in django-stubs.
+        transaction_mode: str | None
+
+
 logger = logging.getLogger("async_queue.progress")
 
 _HINTABLE: dict[str, type[Lookup]] = {"exact": Exact, "in": In}
 
 
 @functools.cache
-def _hinted_lookup(lookup: type[Lookup], function: str) -> type[Lookup]:
-    """``lookup`` whose SQL is wrapped in SQLite's ``likely()`` or ``unlikely()``."""
+def _hinted_lookup(name: str, function: str) -> type[Lookup]:
+    """The lookup ``name`` whose SQL is wrapped in SQLite's ``likely()`` or ``unlikely()``."""
+    lookup = _HINTABLE[name]
 
     def as_sql(self: Lookup, compiler: Any, connection: Any) -> tuple[str, Any]:
         sql, params = lookup.as_sql(self, compiler, connection)
@@ -287,6 +296,10 @@ class SQLite(Dialect):
     single_writer = True
 
     @property
+    def connection(self) -> SQLiteWrapper:
+        return cast("SQLiteWrapper", connections[self.using])
+
+    @property
     def _name(self) -> Path:
         return Path(str(self.connection.settings_dict["NAME"]))
 
@@ -328,8 +341,7 @@ class SQLite(Dialect):
             return Q(**lookup)
         ((path, value),) = lookup.items()
         field, _, name = path.partition("__")
-        lookup_class = _HINTABLE[name or "exact"]
-        hinted_class = _hinted_lookup(lookup_class, "unlikely" if few else "likely")
+        hinted_class = _hinted_lookup(name or "exact", "unlikely" if few else "likely")
         return hinted_class(F(field), value)
 
     # -- object locks ---------------------------------------------------------------------
@@ -443,7 +455,10 @@ class SQLite(Dialect):
 
     # -- progress -------------------------------------------------------------------------
 
+    def in_memory(self) -> bool:
+        return self.connection.is_in_memory_db()
+
     def progress_store(self) -> ProgressStore:
-        if self.connection.is_in_memory_db():
+        if self.in_memory():
             return LocalStore.instance
         return SideStore.for_path(self._name.with_name(self._name.name + ".progress"))

@@ -37,7 +37,7 @@ from ...scheduling import schedule
 from ...signals import job_cancelled, job_failed, job_started, job_succeeded
 from .runner import META_KEY, backend_of
 
-STATUS = {
+STATUS: dict[str, TaskResultStatus] = {
     Status.QUEUED: TaskResultStatus.READY,
     Status.RUNNING: TaskResultStatus.RUNNING,
     Status.SUCCEEDED: TaskResultStatus.SUCCESSFUL,
@@ -111,7 +111,7 @@ class QueueBackend(BaseTaskBackend):
         workers = [error.worker for error in errors]
         if job.attempts > len(errors) and job.worker:
             workers.append(job.worker)
-        result = TaskResult(
+        result: TaskResult = TaskResult(
             task=task,
             id=str(job.pk) if job.pk is not None else "",
             status=STATUS[job.status],

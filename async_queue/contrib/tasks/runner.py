@@ -7,7 +7,7 @@ backend in ``TASKS``; so it imports neither the backend nor scheduling.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 from ...models import Job
 from ...progress import current_job
@@ -15,7 +15,7 @@ from ...progress import current_job
 META_KEY = "django_task_backend"
 
 
-def is_task(target: Any) -> bool:
+def is_task(target: Any) -> TypeGuard[Any]:
     """Whether ``target`` is a ``django.tasks`` ``Task`` (without importing django.tasks)."""
     return type(target).__module__ == "django.tasks.base" and type(target).__name__ == "Task"
 

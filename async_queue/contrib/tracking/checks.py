@@ -75,7 +75,7 @@ def _check_config(where: str, config: Any) -> list[CheckMessage]:
                 )
             )
     model = None
-    label = config.get("MODEL")
+    label: Any = config.get("MODEL")  # anything: a bad value is reported below
     try:
         model = apps.get_model(label)
     except (LookupError, TypeError, ValueError, AttributeError):

@@ -98,7 +98,7 @@ class Tracker:
     side_lock_timeout: float = 2.0
 
     def __init__(self, config: Mapping[str, Any]) -> None:
-        label = config.get("MODEL")
+        label: Any = config.get("MODEL")  # anything: a bad value is reported below
         try:
             self.model: type[models.Model] = apps.get_model(label)
         except (LookupError, TypeError, ValueError, AttributeError):
@@ -354,22 +354,27 @@ class Tracker:
                 state.open = False
                 values = {**state.pending, **values}
                 state.pending = {}
-            inside = state is not None and state.open and connections[using].in_atomic_block
-            if inside and (state.buffer or dialect(using).single_writer):
-                state.pending.update(values)
+            # The job's state while its transaction is open here, else None.
+            inside = (
+                state
+                if state is not None and state.open and connections[using].in_atomic_block
+                else None
+            )
+            if inside is not None and (inside.buffer or dialect(using).single_writer):
+                inside.pending.update(values)
                 return
-            if inside:
-                state.aside = True
+            if inside is not None:
+                inside.aside = True
             if event == Event.CLEANUP:
                 self._jobs.pop(key, None)
         try:
-            if values and inside:
+            if values and inside is not None:
                 try:
                     self._write_aside(job, values, using, payload)
                 except Exception:
                     with self._lock:  # keep the values, and stop trying aside for this job
-                        state.buffer = True
-                        state.pending = {**values, **state.pending}
+                        inside.buffer = True
+                        inside.pending = {**values, **inside.pending}
                     raise
             elif values:
                 self.write(job, values, using, payload)
