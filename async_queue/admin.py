@@ -18,8 +18,7 @@ from django.utils.safestring import SafeString
 
 from .display import show_json, show_text
 from .exceptions import InvalidJobState
-from .models import Job, JobError
-from .querysets import JobQuerySet
+from .models import Job, JobError, JobQuerySet
 
 JSON_FIELDS = ("args", "kwargs", "meta", "result")
 TEXT_FIELDS = ("last_error",)
