@@ -106,7 +106,9 @@ class ListMixin:
     object_list: Any
 
     if TYPE_CHECKING:
-        can: dict[str, bool]
+
+        @property
+        def can(self) -> dict[str, bool]: ...
 
         def get_queryset(self) -> models.QuerySet: ...
 
