@@ -86,7 +86,7 @@ class BulkMixin(BulkResponses):
     #: The functions that do the work, in the request or in a worker (dotted paths).
     bulk_edit_job: str = "powercrud.jobs.bulk_edit"
     bulk_delete_job: str = "powercrud.jobs.bulk_delete"
-    bulk_form_class: type[Form] = BulkEditForm
+    bulk_form_class: type[BulkEditForm] = BulkEditForm
     #: Where the bulk modals are swapped in (the list's modal).
     bulk_modal_target: str = "#pc-modal-content"
     bulk_poll_trigger: str = "every 1s"
@@ -162,11 +162,12 @@ class BulkMixin(BulkResponses):
         """Let the list's hooks (which read ``request.GET``) see the list's parameters."""
         request = self.request
         original = request.GET
-        request.GET = query  # type: ignore[misc]
+        # The stubs type GET as immutable; the hooks only read it, so a mutable one does.
+        request.GET = query  # type: ignore[assignment]
         try:
             yield
         finally:
-            request.GET = original  # type: ignore[misc]
+            request.GET = original
 
     def get_async_manager_class(self) -> type[AsyncManager]:
         """The class that schedules and reads bulk jobs (``async_manager_class``)."""
@@ -181,7 +182,7 @@ class BulkMixin(BulkResponses):
         threshold = self.bulk_async_threshold
         return threshold is not None and count >= threshold
 
-    def get_bulk_form(self, data: QueryDict | None = None) -> Form:
+    def get_bulk_form(self, data: QueryDict | None = None) -> BulkEditForm:
         return self.bulk_form_class(data, model=self.model, fields=self.bulk_fields)
 
     def get_bulk_lock_targets(self, pks: list[str]) -> list[Any]:

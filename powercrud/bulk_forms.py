@@ -106,7 +106,8 @@ class BulkEditForm(forms.Form):
         ]
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()  # Form.clean() returns cleaned_data, typed as optional
+        cleaned = self.cleaned_data
         changed = self.changed_names()
         if not changed:
             raise forms.ValidationError("Tick at least one field to change.")

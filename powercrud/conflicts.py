@@ -82,7 +82,7 @@ def blocking_jobs(jobs: Iterable[Job], user: Any) -> list[BlockingJob]:
     return [
         BlockingJob(
             job=job,
-            owner=job.user.get_username() if job.user_id else "",
+            owner=job.user.get_username() if job.user is not None else "",
             progress=progress[job.pk],
             url=job_url(job, user),
         )

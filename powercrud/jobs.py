@@ -84,6 +84,21 @@ def object_label(obj: models.Model) -> str:
     return Truncator(str(obj)).chars(LABEL_CHARS)
 
 
+def related_model(field: models.Field) -> type[models.Model]:
+    """The model a relation points to: a class once the app registry is ready."""
+    model = field.related_model
+    assert isinstance(model, type)
+    return model
+
+
+def through_model(field: models.Field) -> type[models.Model]:
+    """The intermediate model of a many-to-many field: set once the app registry is ready."""
+    rel = field.remote_field
+    assert isinstance(rel, models.ManyToManyRel)
+    assert rel.through is not None
+    return rel.through
+
+
 def flatten(error: ValidationError) -> Iterator[tuple[str, str]]:
     """``(field, message)`` pairs of a ``ValidationError``; field "" for non-field errors."""
     if hasattr(error, "error_dict"):
@@ -183,7 +198,7 @@ class BulkEdit(BulkOperation):
             mode = spec.get("mode") if isinstance(spec, dict) else None
             if mode not in M2M_MODES:
                 raise BulkError(f"{name}: mode must be one of {', '.join(M2M_MODES)}.")
-            to_python = field.related_model._meta.pk.to_python
+            to_python = related_model(field)._meta.pk.to_python
             try:
                 related = [to_python(pk) for pk in spec.get("pks") or []]
             except ValidationError as exc:
@@ -216,7 +231,7 @@ class BulkEdit(BulkOperation):
         for field, (mode, related) in self.m2m.items():
             if mode == "replace" and not related and not field.blank:
                 errors.append(ObjectError(everyone, field.name, "This field cannot be blank."))
-            found = field.related_model._default_manager.filter(pk__in=related).count()
+            found = related_model(field)._default_manager.filter(pk__in=related).count()
             if found != len(set(related)):
                 missing = len(set(related)) - found
                 errors.append(
@@ -293,7 +308,7 @@ class BulkEdit(BulkOperation):
         ):
             return False
         return not any(
-            signals.m2m_changed.has_listeners(field.remote_field.through) for field in self.m2m
+            signals.m2m_changed.has_listeners(through_model(field)) for field in self.m2m
         )
 
     def write_fast(self, objects: list[models.Model], steps: int) -> None:
@@ -386,8 +401,8 @@ class BulkDelete(BulkOperation):
                     deleted, existing, f"Deleted {deleted:,} of {existing:,} {self.plural}"
                 )
         except (ProtectedError, RestrictedError) as exc:
-            blockers = getattr(exc, "protected_objects", None) or getattr(
-                exc, "restricted_objects", ()
+            blockers = (
+                exc.protected_objects if isinstance(exc, ProtectedError) else exc.restricted_objects
             )
             labels = sorted({f"{o._meta.verbose_name} {object_label(o)}" for o in blockers})
             shown = ", ".join(labels[:ERRORS_IN_MESSAGE])

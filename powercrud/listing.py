@@ -18,9 +18,10 @@ The view models the templates get: ``Column`` (a header and its sort link), ``Ro
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import urlencode
 
 from django.core.exceptions import FieldDoesNotExist
@@ -29,6 +30,13 @@ from django.db import models
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.text import capfirst
 from neapolitan.views import Role
+
+if TYPE_CHECKING:
+    from django.contrib.contenttypes.fields import GenericForeignKey
+
+    #: What ``Options.get_field()`` returns: a field or a reverse relation (Django 5.2's
+    #: stubs list a generic foreign key apart).
+    ModelField: TypeAlias = models.Field | models.ForeignObjectRel | GenericForeignKey
 
 
 @dataclass(frozen=True)
@@ -63,7 +71,7 @@ class PageLink:
     current: bool = False
 
 
-def is_many(field: models.Field | models.ForeignObjectRel) -> bool:
+def is_many(field: ModelField) -> bool:
     """A many-to-many field, or a reverse foreign key: a cell shows a list of objects."""
     return bool(field.many_to_many or field.one_to_many)
 
@@ -98,7 +106,9 @@ class ListMixin:
     object_list: Any
 
     if TYPE_CHECKING:
-        can: dict[str, bool]
+
+        @property
+        def can(self) -> dict[str, bool]: ...
 
         def get_queryset(self) -> models.QuerySet: ...
 
@@ -112,6 +122,8 @@ class ListMixin:
             self, context: dict[str, Any], status: int = 200
         ) -> HttpResponse: ...
 
+    # From here on the class body's ``list`` is this handler (neapolitan's name for the
+    # list role), so annotations spell the builtin ``builtins.list``.
     def list(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         """GET handler for the list: filter, sort, paginate; the results partial for htmx."""
         queryset = self.get_list_queryset()
@@ -138,13 +150,13 @@ class ListMixin:
         context.update(self.get_bulk_context())
         return self.render_to_response(context)
 
-    def get_list_fields(self) -> list[str]:
+    def get_list_fields(self) -> builtins.list[str]:
         return list(self.list_fields if self.list_fields is not None else self.fields or ())
 
-    def get_detail_fields(self) -> list[str]:
+    def get_detail_fields(self) -> builtins.list[str]:
         return list(self.detail_fields if self.detail_fields is not None else self.fields or ())
 
-    def get_sortable_fields(self) -> list[str]:
+    def get_sortable_fields(self) -> builtins.list[str]:
         if self.sortable_fields is not None:
             return list(self.sortable_fields)
         return [
@@ -177,10 +189,13 @@ class ListMixin:
         name = value.removeprefix("-")
         return value if name and name in self.get_sortable_fields() else ""
 
-    def get_ordering(self) -> list[Any]:
+    def get_ordering(self) -> builtins.list[Any]:
         """The requested sort or the default order, then the primary key to break ties."""
         sort = self.get_sort()
-        ordering: list[Any] = [sort] if sort else list(self.ordering or self.model._meta.ordering)
+        # Meta.ordering defaults to []; the stubs allow None.
+        ordering: list[Any] = (
+            [sort] if sort else list(self.ordering or self.model._meta.ordering or ())
+        )
         names = {o.lstrip("-") for o in ordering if isinstance(o, str)}
         if not names & {"pk", self.model._meta.pk.name}:
             first = ordering[0] if ordering else ""
@@ -188,7 +203,7 @@ class ListMixin:
             ordering.append("-pk" if descending else "pk")
         return ordering
 
-    def get_page_size_options(self) -> list[int]:
+    def get_page_size_options(self) -> builtins.list[int]:
         if self.paginate_by is None:
             return []
         return sorted({*self.page_size_options, self.paginate_by})
@@ -225,7 +240,7 @@ class ListMixin:
         items = [(key, value) for key in params for value in params.getlist(key) if value != ""]
         return f"{self.request.path}?{urlencode(items)}" if items else self.request.path
 
-    def get_columns(self) -> list[Column]:
+    def get_columns(self) -> builtins.list[Column]:
         sort = self.get_sort()
         sortable = set(self.get_sortable_fields())
         columns = []
@@ -239,7 +254,7 @@ class ListMixin:
             columns.append(Column(name, self.get_label(name), url, direction))
         return columns
 
-    def get_rows(self, objects: Iterable[models.Model]) -> list[Row]:
+    def get_rows(self, objects: Iterable[models.Model]) -> builtins.list[Row]:
         fields = self.get_list_fields()
         can = self.can
         return [
@@ -253,7 +268,7 @@ class ListMixin:
             for obj in objects
         ]
 
-    def get_page_links(self, page: Page | None) -> list[PageLink]:
+    def get_page_links(self, page: Page | None) -> builtins.list[PageLink]:
         if page is None or not page.has_other_pages():
             return []
         links = []
@@ -298,7 +313,7 @@ class ListMixin:
 
     # -- cells and labels ------------------------------------------------------------
 
-    def model_field(self, name: str) -> models.Field | None:
+    def model_field(self, name: str) -> ModelField | None:
         try:
             return self.model._meta.get_field(name)
         except FieldDoesNotExist:
@@ -321,8 +336,11 @@ class ListMixin:
             return ", ".join(str(related) for related in getattr(obj, name).all())
         if field.is_relation:
             return getattr(obj, name)
+        # Reverse relations and generic foreign keys are relations: a field remains.
+        assert isinstance(field, models.Field)
         if field.choices:
-            return obj._get_FIELD_display(field)
+            # What get_<name>_display() calls; the stubs know neither.
+            return obj._get_FIELD_display(field)  # type: ignore[attr-defined]
         return getattr(obj, field.attname)
 
 

@@ -109,7 +109,9 @@ class BulkResponses:
     url_base: str
 
     if TYPE_CHECKING:
-        bulk_enabled: bool
+
+        @property
+        def bulk_enabled(self) -> bool: ...
 
         def get_bulk_selection(self) -> Selection: ...
 

@@ -32,7 +32,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.db import models, router, transaction
 from django.db.models.deletion import ProtectedError, RestrictedError
-from django.forms import BaseForm
+from django.forms import BaseForm, ModelForm
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern
@@ -222,7 +222,7 @@ class PowerCRUDView(BulkMixin, ListMixin, CheckedView, CRUDView):
             return self.form_valid(form)
         return self.form_invalid(form)
 
-    def save_form(self, form: BaseForm) -> models.Model:
+    def save_form(self, form: ModelForm) -> models.Model:
         """Save ``form`` holding the object's locks, in one transaction (may raise Conflict)."""
         using = router.db_for_write(self.model, instance=form.instance)
         with transaction.atomic(using=using):
@@ -231,7 +231,7 @@ class PowerCRUDView(BulkMixin, ListMixin, CheckedView, CRUDView):
             with hold(*self.lock_keys, using=using):
                 return form.save()
 
-    def form_valid(self, form: BaseForm) -> HttpResponse:
+    def form_valid(self, form: ModelForm) -> HttpResponse:
         created = self.role != Role.UPDATE
         try:
             self.object = self.save_form(form)
@@ -312,7 +312,7 @@ class PowerCRUDView(BulkMixin, ListMixin, CheckedView, CRUDView):
         if self.model is not None and self.template_name_suffix is not None:
             opts = self.model._meta
             return [
-                f"{opts.app_label}/{opts.object_name.lower()}{self.template_name_suffix}.html",
+                f"{opts.app_label}/{opts.model_name}{self.template_name_suffix}.html",
                 f"powercrud/object{self.template_name_suffix}.html",
             ]
         raise ImproperlyConfigured(
@@ -324,7 +324,7 @@ class PowerCRUDView(BulkMixin, ListMixin, CheckedView, CRUDView):
         """``<app>/partials/<model>_<name>.html``, then ``powercrud/partials/<name>.html``."""
         opts = self.model._meta
         return [
-            f"{opts.app_label}/partials/{opts.object_name.lower()}_{name}.html",
+            f"{opts.app_label}/partials/{opts.model_name}_{name}.html",
             f"powercrud/partials/{name}.html",
         ]
 
