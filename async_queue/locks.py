@@ -86,17 +86,27 @@ def hold(
     keys = lock_keys(list(targets))
 
     def conflict(always: bool) -> None:
-        running = list(busy(*keys, using=alias).filter(status=Status.RUNNING))
-        if running or always:
-            raise Conflict(keys, running)
+        if always:
+            raise Conflict(keys, _running(keys, alias))
+        _refuse_if_running(keys, alias)
 
     dialect(alias).hold(keys, lock_plan(keys), wait=wait, conflict=conflict)
-    conflict(False)
+    _refuse_if_running(keys, alias)
     if not ignore_queued:
         queued = list(busy(*keys, using=alias).filter(status=Status.QUEUED))
         if queued:
             raise Conflict(keys, queued)
     yield keys
+
+
+def _running(keys: list[str], alias: str) -> list[Job]:
+    return list(busy(*keys, using=alias).filter(status=Status.RUNNING))
+
+
+def _refuse_if_running(keys: list[str], alias: str) -> None:
+    """``Conflict`` if a running job declared any of ``keys`` (its row says so)."""
+    if running := _running(keys, alias):
+        raise Conflict(keys, running)
 
 
 def take_job_locks(job: Job, using: str) -> bool:
