@@ -1,4 +1,4 @@
-"""What one attempt produced: a result fit to store, or a failure recorded.
+"""One attempt: its time limit, and what it produced: a result fit to store, or a failure.
 
 ``fail()`` is the one place a failed attempt is decided (retry with backoff,
 retry at once, or fail for good) and recorded (``Job.fail_attempt``: the row and
@@ -7,10 +7,15 @@ a ``JobError`` in one transaction), for the worker and for crash recovery.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import signal
+import threading
 import time
 import traceback
+from collections.abc import Iterator
+from types import FrameType
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -18,7 +23,7 @@ from django.db import DatabaseError, connections
 
 from . import payloads
 from .conf import queue_settings
-from .exceptions import ResultTooLarge, UnreadableArguments
+from .exceptions import JobTimeout, ResultTooLarge, UnreadableArguments
 from .fields import UnreadableJSON
 from .models import Job
 from .retries import retry_delay
@@ -99,6 +104,27 @@ def unrunnable(job: Job) -> UnreadableArguments | None:
             "or written by an older version), so nothing was called: schedule the call again."
         )
     return None
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise ``JobTimeout`` into the job after ``seconds`` (main thread only)."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: FrameType | None) -> None:
+        raise JobTimeout(f"timed out after {seconds:g}s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    # A little after the database's statement_timeout, so that a blocked query
+    # is cancelled server-side first and the connection stays usable.
+    signal.setitimer(signal.ITIMER_REAL, seconds + 0.2)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def attempt_limit(job: Job, lost: bool) -> int:

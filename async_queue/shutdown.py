@@ -1,4 +1,5 @@
-"""Stopping a worker: SIGTERM/SIGINT finish the current job, a second signal aborts it."""
+"""Stopping a worker (SIGTERM/SIGINT finish the current job, a second signal aborts it),
+and living through a database outage without flooding the logs."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from types import FrameType
 
@@ -62,3 +64,29 @@ def stop_on_signals(
             timer.cancel()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+class Outage:
+    """The worker loop's database trouble: one traceback per outage, then one line after
+    1, 2, 4, ... (at most 60) seconds, and one when the database is back."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self._next_log = 0.0
+
+    def failed(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        if self.since is None:
+            self.since, self._next_log = now, now + 1.0
+            logger.exception("Database error in the worker loop; retrying.")
+        elif now >= self._next_log:
+            down = now - self.since
+            self._next_log = now + min(max(down, 1.0), 60.0)
+            error = next(iter(str(exc).splitlines()), "")
+            logger.error("Database still unavailable after %.0fs; retrying: %s", down, error)
+
+    def over(self) -> None:
+        if self.since is not None:
+            down = time.monotonic() - self.since
+            logger.warning("Database available again after %.1fs; resuming.", down)
+            self.since = None

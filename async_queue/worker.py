@@ -28,18 +28,15 @@ import contextlib
 import logging
 import os
 import secrets
-import signal
 import socket
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from types import FrameType
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db import DatabaseError, InterfaceError, OperationalError
 
 from . import periodic
-from .attempts import close_broken_connections, fail, storable, unrunnable
+from .attempts import close_broken_connections, fail, storable, time_limit, unrunnable
 from .callables import resolve
 from .conf import queue_settings
 from .exceptions import (
@@ -55,7 +52,7 @@ from .locks import take_job_locks
 from .models import Job
 from .progress import Reporter, _reporter
 from .recovery import recover
-from .shutdown import stop_on_signals
+from .shutdown import Outage, stop_on_signals
 from .signals import send_event
 from .sql import ProgressStore, dialect
 from .states import Event, Outcome, Result, Status
@@ -102,8 +99,7 @@ class Worker:
         self.waiter = self.sql.waiter()
         self._next_recovery = 0.0
         self._next_periodic = 0.0
-        self._trouble_since: float | None = None
-        self._next_trouble_log = 0.0
+        self.outage = Outage()
 
     def _lease(self) -> Lease:
         return Lease(self.using, self.worker_id, queues=self.queues, snapshot=self._snapshot)
@@ -143,7 +139,7 @@ class Worker:
         while not self.stopping and (max_jobs is None or count < max_jobs):
             self._alive()
             job = self.sql.claim(self.worker_id, queues=self.queues, prefix=self.prefix)
-            self._database_back()
+            self.outage.over()
             if job is None:
                 break
             outcome = self.run(job)
@@ -219,27 +215,11 @@ class Worker:
                 return
 
     def _database_trouble(self, exc: DatabaseError) -> None:
-        # One traceback per outage, then one line after 1, 2, 4, ... (at most 60) seconds,
-        # so that a long outage does not flood the logs; retried every half second.
-        now = time.monotonic()
-        if self._trouble_since is None:
-            self._trouble_since, self._next_trouble_log = now, now + 1.0
-            logger.exception("Database error in the worker loop; retrying.")
-        elif now >= self._next_trouble_log:
-            down = now - self._trouble_since
-            self._next_trouble_log = now + min(max(down, 1.0), 60.0)
-            error = next(iter(str(exc).splitlines()), "")
-            logger.error("Database still unavailable after %.0fs; retrying: %s", down, error)
+        self.outage.failed(exc)
         close_broken_connections(force=True)
-        end = now + 0.5
+        end = time.monotonic() + 0.5  # retried every half second
         while not self.stopping and time.monotonic() < end:
             time.sleep(0.1)
-
-    def _database_back(self) -> None:
-        if self._trouble_since is not None:
-            down = time.monotonic() - self._trouble_since
-            logger.warning("Database available again after %.1fs; resuming.", down)
-            self._trouble_since = None
 
     def signals(self, grace: float | None = None) -> contextlib.AbstractContextManager[None]:
         """SIGTERM/SIGINT: the first finishes the current job, a second aborts it
@@ -321,7 +301,7 @@ class Worker:
         committed = False
         token = _reporter.set(reporter)
         try:
-            with self._time_limit(timeout), self.sql.job_transaction():
+            with time_limit(timeout), self.sql.job_transaction():
                 if not take_job_locks(job, self.using):
                     raise _LocksBusy
                 self.sql.limit_statements(timeout, pooled=self.liveness.pooled)
@@ -357,26 +337,6 @@ class Worker:
         job.status, job.result = Status.SUCCEEDED, result
         send_event(Event.SUCCEEDED, job, result=result, progress=reporter.snapshot().as_dict())
         return Outcome(job.pk, job.name, Result.SUCCEEDED, time.monotonic() - started)
-
-    @contextlib.contextmanager
-    def _time_limit(self, seconds: float | None) -> Iterator[None]:
-        """Raise ``JobTimeout`` into the job after ``seconds`` (main thread only)."""
-        if not seconds or threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def expire(signum: int, frame: FrameType | None) -> None:
-            raise JobTimeout(f"timed out after {seconds:g}s")
-
-        previous = signal.signal(signal.SIGALRM, expire)
-        # A little after the database's statement_timeout, so that a blocked query
-        # is cancelled server-side first and the connection stays usable.
-        signal.setitimer(signal.ITIMER_REAL, seconds + 0.2)
-        try:
-            yield
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
 
     def _complete(self, job: Job, result: Any, reporter: Reporter) -> None:
         progress = None
