@@ -85,12 +85,12 @@ def hold(
         )
     keys = lock_keys(list(targets))
 
-    def conflict(always: bool) -> None:
-        if always:
-            raise Conflict(keys, _running(keys, alias))
+    def refuse_if_running() -> None:
         _refuse_if_running(keys, alias)
 
-    dialect(alias).hold(keys, lock_plan(keys), wait=wait, conflict=conflict)
+    sql = dialect(alias)
+    if not sql.hold(keys, lock_plan(keys), wait=wait, refuse_if_running=refuse_if_running):
+        raise Conflict(keys, _running(keys, alias))  # or another request's hold()
     _refuse_if_running(keys, alias)
     if not ignore_queued:
         queued = list(busy(*keys, using=alias).filter(status=Status.QUEUED))

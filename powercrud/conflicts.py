@@ -92,9 +92,9 @@ def blocking_jobs(jobs: Iterable[Job], user: Any) -> list[BlockingJob]:
 
 def find_conflict(targets: Iterable[Any]) -> Conflict | None:
     """A ``Conflict`` naming the queued or running jobs that declared any of ``targets``."""
-    targets = list(targets)
-    jobs = busy_jobs(targets, limit=MAX_JOBS_SHOWN + 1)
-    return Conflict(lock_keys(targets), jobs) if jobs else None
+    keys = lock_keys(list(targets))  # once: a queryset among them is read here
+    jobs = busy_jobs(keys, limit=MAX_JOBS_SHOWN + 1)
+    return Conflict(keys, jobs) if jobs else None
 
 
 def describe(conflict: Conflict, user: Any, refresh_url: str) -> ConflictNotice:

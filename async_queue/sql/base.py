@@ -254,12 +254,12 @@ class Dialect(abc.ABC):
         plan: list[tuple[int, bool]],
         *,
         wait: bool | float,
-        conflict: Callable[[bool], None],
-    ) -> None:
-        """``locks.hold()``'s database part; ``conflict(always)`` raises ``Conflict``.
+        refuse_if_running: Callable[[], None],
+    ) -> bool:
+        """``locks.hold()``'s database part: False if another session holds the locks.
 
-        ``conflict(False)`` raises only if a running job declared ``keys``;
-        ``conflict(True)`` raises in any case.
+        ``refuse_if_running()`` raises ``Conflict`` if a running job declared ``keys``,
+        for a dialect that must ask before it can wait.
         """
 
     # -- liveness -------------------------------------------------------------------------

@@ -240,10 +240,9 @@ class PostgreSQL(Dialect):
         plan: list[tuple[int, bool]],
         *,
         wait: bool | float,
-        conflict: Callable[[bool], None],
-    ) -> None:
-        if not self.take_locks(plan, wait=wait):
-            conflict(True)
+        refuse_if_running: Callable[[], None],
+    ) -> bool:
+        return self.take_locks(plan, wait=wait)
 
     # -- liveness -------------------------------------------------------------------------
 

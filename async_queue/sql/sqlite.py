@@ -352,9 +352,9 @@ class SQLite(Dialect):
         plan: list[tuple[int, bool]],
         *,
         wait: bool | float,
-        conflict: Callable[[bool], None],
-    ) -> None:
-        """The database's single write lock, or a conflict if a running job has the keys.
+        refuse_if_running: Callable[[], None],
+    ) -> bool:
+        """The database's single write lock (True), or ``Conflict`` if a running job has the keys.
 
         Another writer (often a running job) may hold the lock. Then a running job that
         declared ``keys`` is a conflict at once; any other writer is waited for, up to
@@ -366,14 +366,15 @@ class SQLite(Dialect):
         ``DatabaseBusyMiddleware``, a 503 "try again").
         """
         if self.take_write_lock(wait=False):
-            return
+            return True
         if self.declared_by_running_job(keys):
-            conflict(False)
+            refuse_if_running()
         try:
             self.take_write_lock()
         except OperationalError:
-            conflict(False)
+            refuse_if_running()
             raise
+        return True
 
     def take_write_lock(self, *, wait: bool = True) -> bool:
         """Take the database's write lock now; False if another writer holds it.
