@@ -89,8 +89,13 @@ def drain_with_web_traffic(
     web = WebProcess(client, ledger)
     started = time.monotonic()
     processes = [start_worker(*FOREVER, env=ledger.env) for _ in range(workers)]
-    wait_for(lambda: Job.objects.filter(pk=ids[0], status=Status.RUNNING).exists())
-    web.poll_live(ids[0])
+    first_running = Job.objects.filter(pk=ids[0], status=Status.RUNNING)
+    wait_for(first_running.exists)
+    # Its claim commits before its body reports progress: poll, as the job page does, until
+    # the progress shows (the body then sleeps 2 s) or the job has ended.
+    while not web.progress_seen and first_running.exists():
+        web.poll_live(ids[0])
+        time.sleep(0.05)
     while not ledger.done(ids + web.scheduled):
         assert time.monotonic() - started < size(120, 600), "the jobs did not finish"
         if not ledger.done(ids):
