@@ -245,6 +245,11 @@ def _insert(jobs: list[Job], using: str) -> None:
     """
     unique = [job for job in jobs if job.unique_key is not None]
     jobs = [job for job in jobs if job.unique_key is None]
+    if not unique and len(jobs) == 1 and not jobs[0].lock_keys:
+        # One INSERT is atomic by itself: no savepoint around it.
+        jobs[0].save(using=using, force_insert=True)
+        send_event(Event.SCHEDULED, jobs[0], locks=[])
+        return
     written = [job for job in unique if _insert_unique(job, using)]
     with transaction.atomic(using=using):
         if not jobs:

@@ -7,6 +7,7 @@ passes them the test database's name in ASYNC_QUEUE_TEST_DB_NAME.
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import django
 
@@ -63,7 +64,7 @@ TEMPLATES = [
 _child_db_name = os.environ.get("ASYNC_QUEUE_TEST_DB_NAME")
 
 if os.environ.get("ASYNC_QUEUE_TEST_DB", "sqlite") == "postgres":
-    DATABASES = {
+    DATABASES: dict[str, dict[str, Any]] = {
         "default": {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": _child_db_name or os.environ.get("ASYNC_QUEUE_PG_NAME", "async_queue"),

@@ -24,9 +24,9 @@ from django.db.models import F, Q
 from django.db.models.functions import Now
 from django.utils.module_loading import import_string
 
-from .exceptions import InvalidJobState
-from .fields import JobJSONField
-from .states import FINISHED, Outcome, Progress, Status
+from ..exceptions import InvalidJobState
+from ..fields import JobJSONField
+from ..states import FINISHED, Outcome, Progress, Status
 
 # How a job runs in this process (``Job.execute()``): the worker's, imported when
 # called, so that the model never depends on the worker that depends on it.
@@ -148,6 +148,16 @@ class Job(models.Model):
     )
     waits_for_group = models.BooleanField(
         default=False, help_text="Runs only once every other job of its group has finished."
+    )
+    policy = JobJSONField(
+        null=True,
+        blank=True,
+        encoder=DjangoJSONEncoder,
+        help_text="schedule()'s failure-policy overrides (retry_on, discard_on, backoff); "
+        "null: the job's declaration and the settings decide.",
+    )
+    snoozes = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="Times it asked to run later (Snooze), no attempt used."
     )
     has_locks = models.BooleanField(default=False, help_text="Declared object locks.")
     unique_key = models.CharField(
@@ -298,8 +308,7 @@ class Job(models.Model):
         summary = error["summary"]
         if not self.claimed(worker).update(last_error=summary, **values, **progress):
             return False
-        JobError.objects.using(self._state.db).create(
-            job_id=self.pk,
+        self.errors.create(  # a JobError (``records``), on this row's database
             attempt=self.attempts,
             worker=worker,
             exception=error["exception"],
@@ -356,131 +365,3 @@ def _later(seconds: float) -> Any:
     return models.ExpressionWrapper(
         Now() + timedelta(seconds=seconds), output_field=models.DateTimeField()
     )
-
-
-class JobGroup(models.Model):
-    """Jobs scheduled together; ``on_completion`` names one to run after all the others."""
-
-    reference = models.CharField(max_length=255, db_index=True)
-    description = models.TextField(blank=True, default="")
-    created_at = models.DateTimeField(db_default=Now())
-
-    class Meta:
-        ordering = ["-id"]
-
-    def __str__(self) -> str:
-        return self.reference
-
-    def on_completion(self, job: Job) -> Job:
-        """Make ``job`` (already written) run only after every other job of this group finished."""
-        if job.pk is None:
-            raise InvalidJobState(
-                "on_completion() needs a written job: call it after the scheduling transaction "
-                "committed, or schedule with on_commit=False."
-            )
-        updated = Job.objects.filter(pk=job.pk, status=Status.QUEUED).update(
-            group=self, waits_for_group=True
-        )
-        if not updated:
-            raise InvalidJobState(f"Job {job.pk} is no longer queued.")
-        job.group, job.waits_for_group = self, True
-        return job
-
-
-class JobLock(models.Model):
-    """An object a job declared it touches: ``key`` is ``"app_label.model:pk"`` or a string."""
-
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="locks")
-    key = models.CharField(max_length=255, db_index=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["job", "key"], name="async_queue_joblock_unique"),
-        ]
-
-    def __str__(self) -> str:
-        return self.key
-
-
-class JobError(models.Model):
-    """One failed attempt: what was raised, where, and by which worker."""
-
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="errors")
-    attempt = models.PositiveIntegerField()
-    created_at = models.DateTimeField(db_default=Now())
-    worker = models.CharField(max_length=200, blank=True, default="")
-    exception = models.CharField(max_length=255, help_text="Dotted class of the exception.")
-    message = models.TextField(blank=True, default="")
-    traceback = models.TextField(blank=True, default="")
-
-    class Meta:
-        ordering = ["id"]
-        indexes = [models.Index(fields=["created_at"], name="async_queue_error_created_idx")]
-
-    def __str__(self) -> str:
-        return f"Job {self.job_id}, attempt {self.attempt}: {self.exception}"
-
-
-class PeriodicTick(models.Model):
-    """One scheduled tick of a periodic job: the unique row decides which worker schedules it."""
-
-    name = models.CharField(max_length=200)
-    tick_at = models.DateTimeField()
-    created_at = models.DateTimeField(db_default=Now())
-
-    class Meta:
-        ordering = ["-tick_at"]
-        constraints = [
-            models.UniqueConstraint(fields=["name", "tick_at"], name="async_queue_tick_unique"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.name} @ {self.tick_at.isoformat()}"
-
-
-class WorkerMode(models.TextChoices):
-    DIRECT = "direct", "Direct connection"
-    POOLED = "pooled", "Behind a connection pooler"
-
-
-class Worker(models.Model):
-    """A ``flush_queue`` process: its lease on life and what it is doing.
-
-    A worker refreshes ``heartbeat_at`` on a connection of its own, outside
-    Django's pool. On a direct connection it also holds a session advisory lock
-    there (the fast path: the lock vanishes with the process). Behind a pooler
-    only the lease counts: a worker whose heartbeat is older than
-    ``WORKER_TIMEOUT`` is dead. Whoever finds a worker dead sets ``lost_at``; a
-    worker that finds its own row lost stops claiming and registers again.
-    """
-
-    name = models.CharField(max_length=200, unique=True, help_text="Job.worker of its claims.")
-    host = models.CharField(max_length=255, blank=True, default="")
-    pid = models.IntegerField(null=True, blank=True)
-    queues = models.JSONField(default=list, blank=True, help_text="Queues it claims from.")
-    mode = models.CharField(max_length=10, choices=WorkerMode.choices, default=WorkerMode.DIRECT)
-    started_at = models.DateTimeField(db_default=Now())
-    heartbeat_at = models.DateTimeField(db_default=Now())
-    stopped_at = models.DateTimeField(null=True, blank=True, help_text="Set on a clean exit.")
-    lost_at = models.DateTimeField(
-        null=True, blank=True, help_text="Set when another worker found it dead."
-    )
-    current_job_id = models.BigIntegerField(null=True, blank=True)
-    jobs_done = models.PositiveIntegerField(default=0)
-    failures = models.PositiveIntegerField(default=0)
-    recovered = models.PositiveIntegerField(
-        default=0, help_text="Running jobs it had when it was found dead."
-    )
-
-    class Meta:
-        ordering = ["-id"]
-        indexes = [
-            models.Index(
-                fields=["heartbeat_at"],
-                condition=Q(stopped_at__isnull=True, lost_at__isnull=True),
-                name="async_queue_worker_live_idx",
-            )
-        ]
-
-    def __str__(self) -> str:
-        return self.name

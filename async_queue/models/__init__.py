@@ -1,0 +1,23 @@
+"""The queue's rows: ``Job`` (the queue, the progress record and the dashboard record in
+one) in ``job``; the rows around it in ``records``; the workers in ``workers``."""
+
+from ..states import FINISHED, Progress, Status
+from .job import EXECUTOR, Job, JobQuerySet
+from .records import JobError, JobGroup, JobLock, PeriodicTick, UniqueWindow
+from .workers import Worker, WorkerMode
+
+__all__ = [
+    "EXECUTOR",
+    "FINISHED",
+    "Job",
+    "JobError",
+    "JobGroup",
+    "JobLock",
+    "JobQuerySet",
+    "PeriodicTick",
+    "Progress",
+    "Status",
+    "UniqueWindow",
+    "Worker",
+    "WorkerMode",
+]
