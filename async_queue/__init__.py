@@ -22,17 +22,22 @@ if TYPE_CHECKING:
     from .display import show_line, show_text
     from .exceptions import (
         Conflict,
+        Discard,
+        Fail,
         InvalidJobState,
         JobCancelled,
         JobNotAllowed,
         JobTimeout,
+        Retry,
         ScheduleError,
+        Snooze,
         WorkerAborted,
     )
     from .htmx import htmx_details, hx_trigger, wants_fragment
     from .locks import LockTarget, busy, hold, holders, lock_key, lock_keys
     from .models import Job, JobError, JobGroup, JobLock, Status
     from .permissions import can_see, job_url, visible_jobs
+    from .policy import backoff
     from .progress import (
         Progress,
         asnapshot,
@@ -42,10 +47,14 @@ if TYPE_CHECKING:
         report_progress,
         snapshot,
     )
+    from .retries import Exponential
     from .scheduling import aschedule, deschedule, schedule, schedule_many, tracker_name
 
 __all__ = [
     "Conflict",
+    "Discard",
+    "Exponential",
+    "Fail",
     "InvalidJobState",
     "Job",
     "JobCancelled",
@@ -56,11 +65,14 @@ __all__ = [
     "JobTimeout",
     "LockTarget",
     "Progress",
+    "Retry",
     "ScheduleError",
+    "Snooze",
     "Status",
     "WorkerAborted",
     "aschedule",
     "asnapshot",
+    "backoff",
     "busy",
     "can_see",
     "cancel",
@@ -106,6 +118,12 @@ _EXPORTS = {
     "asnapshot": "progress",
     "snapshot": "progress",
     "job": "callables",
+    "backoff": "policy",
+    "Exponential": "retries",
+    "Retry": "exceptions",
+    "Snooze": "exceptions",
+    "Fail": "exceptions",
+    "Discard": "exceptions",
     "schedule": "scheduling",
     "deschedule": "scheduling",
     "schedule_many": "scheduling",

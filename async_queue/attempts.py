@@ -22,11 +22,12 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, connections
 
 from . import payloads
+from .callables import job_rules
 from .conf import queue_settings
 from .exceptions import JobTimeout, ResultTooLarge, UnreadableArguments
 from .fields import UnreadableJSON
 from .models import Job
-from .retries import retry_delay
+from .policy import Decision, Rules, decide
 from .signals import send_event
 from .sql import dialect
 from .states import Event, Outcome, Result, Status
@@ -127,12 +128,6 @@ def time_limit(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def attempt_limit(job: Job, lost: bool) -> int:
-    if lost:
-        return max(job.max_attempts, queue_settings.MAX_LOST_ATTEMPTS)
-    return job.max_attempts
-
-
 def close_broken_connections(force: bool = False) -> None:
     """Close connections that broke (all, with ``force``), never one inside a transaction.
 
@@ -168,20 +163,27 @@ def fail(
     message = str(exc)[:MESSAGE_MAX_CHARS]
     summary = f"{exception_path(exc)}: {message}"[:SUMMARY_MAX_CHARS]
     duration = time.monotonic() - started
-    retry_in: float | None
-    if aborted:
-        status, retry_in = Result.ABORTED, 0.0
-    elif final or job.attempts >= attempt_limit(job, lost):
-        status, retry_in = Result.FAILED, None
-    elif lost:
-        status, retry_in = Result.RETRYING, 0.0
-    else:
-        status, retry_in = Result.RETRYING, retry_delay(job.attempts)
+    # The job's own rules apply only to what the job itself raised.
+    rules = Rules() if final or lost or aborted else job_rules(job.name, job.policy)
+    decision = decide(
+        exc,
+        rules,
+        attempt=job.attempts,
+        max_attempts=job.max_attempts,
+        snoozes=job.snoozes,
+        lost=lost,
+        final=final,
+        aborted=aborted,
+    )
+    status, retry_in = decision.status, decision.retry_in
+    if status == Result.SNOOZED:
+        return _snooze(job, worker, decision, duration, progress or {})
     error = {
         "summary": summary,
         "exception": exception_path(exc)[:255],
         "message": message,
         "traceback": format_traceback(exc),
+        "decision": decision.reason[:255],
     }
     using = job._state.db or "default"
     try:
@@ -196,7 +198,27 @@ def fail(
         job.status = Status.FAILED if status == Result.FAILED else Status.QUEUED
         job.last_error = summary
         event = Event.FAILED if status == Result.FAILED else Event.RETRYING
-        send_event(event, job, error=summary, message=message, retry_in=retry_in)
+        send_event(
+            event,
+            job,
+            error=summary,
+            message=message,
+            retry_in=retry_in,
+            decision=decision.reason,
+        )
     if status == Result.FAILED:
         logger.error("Job %s %s failed: %s", job.pk, job.name, summary)
     return Outcome(job.pk, job.name, status, duration, summary, retry_in)
+
+
+def _snooze(
+    job: Job, worker: str, decision: Decision, duration: float, progress: dict[str, Any]
+) -> Outcome:
+    """The job raised ``Snooze``: queued again later, the attempt not used (no JobError)."""
+    seconds = decision.retry_in or 0.0
+    with dialect(job._state.db or "default").job_transaction():
+        snoozed = job.snooze(worker, seconds, progress)
+    if not snoozed:
+        return Outcome(job.pk, job.name, Result.FENCED, duration)
+    send_event(Event.RETRYING, job, message=decision.reason, retry_in=seconds, snoozed=True)
+    return Outcome(job.pk, job.name, Result.SNOOZED, duration, decision.reason, seconds)

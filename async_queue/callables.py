@@ -21,7 +21,7 @@ import importlib
 import inspect
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
 from asgiref.sync import async_to_sync
@@ -30,6 +30,8 @@ from django.apps import apps
 from .conf import queue_settings
 from .contrib.tasks.runner import is_task, task_runner
 from .exceptions import JobNotAllowed, ScheduleError
+from .policy import BACKOFF_ATTRIBUTE, BackoffFunction, ExceptionTypes, Rules
+from .retries import Exponential
 
 JOB_ATTRIBUTE = "async_queue_job"
 
@@ -43,6 +45,7 @@ class JobOptions:
     priority: int | None = None
     max_attempts: int | None = None
     timeout: float | None = None
+    rules: Rules = field(default_factory=Rules)
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -59,6 +62,9 @@ def job(
     priority: int | None = None,
     max_attempts: int | None = None,
     timeout: float | None = None,
+    retry_on: ExceptionTypes = None,
+    discard_on: ExceptionTypes = None,
+    backoff: Exponential | BackoffFunction | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -70,13 +76,25 @@ def job(
     priority: int | None = None,
     max_attempts: int | None = None,
     timeout: float | None = None,
+    retry_on: ExceptionTypes = None,
+    discard_on: ExceptionTypes = None,
+    backoff: Exponential | BackoffFunction | None = None,
 ) -> Any:
     """Declare a module-level function a job; only declared functions ever run.
 
     Bare (``@job``) or with defaults for ``schedule()`` (``@job(queue="mail",
-    priority=5, max_attempts=3, timeout=60)``). Returns the function itself,
-    marked, so it stays directly callable.
+    priority=5, max_attempts=3, timeout=60)``) and a failure policy: ``retry_on``
+    (only these exceptions retry; default any), ``discard_on`` (these fail at
+    once) and ``backoff`` (an ``Exponential(...)`` or a function ``(attempt,
+    exception) -> seconds``); see ``async_queue.policy``. Returns the function
+    itself, marked, so it stays directly callable.
     """
+    if isinstance(backoff, str):
+        raise TypeError("@job(backoff=...) takes the function itself, not its name.")
+    rules = Rules.given(retry_on, discard_on, backoff)
+    if callable(backoff) and not isinstance(backoff, Exponential):
+        # Rows may then name it too (schedule(backoff=...)): it is declared code.
+        setattr(backoff, BACKOFF_ATTRIBUTE, True)
 
     def declare(target: F) -> F:
         if not callable(target) or not hasattr(target, "__qualname__"):
@@ -88,7 +106,7 @@ def job(
                 "import it again."
             )
         options = JobOptions(
-            f"{target.__module__}.{qualname}", queue, priority, max_attempts, timeout
+            f"{target.__module__}.{qualname}", queue, priority, max_attempts, timeout, rules
         )
         setattr(target, JOB_ATTRIBUTE, options)
         return target
@@ -225,3 +243,70 @@ def declaration(function: Callable[..., Any] | str) -> tuple[str, JobOptions | N
 def dotted_name(function: Callable[..., Any] | str) -> str:
     """The dotted name a job row stores for ``function`` (see ``declaration``)."""
     return declaration(function)[0]
+
+
+def declared_rules(name: str) -> Rules:
+    """The failure policy declared for the job ``name`` (none, if it cannot be found)."""
+    try:
+        target = find(name)
+    except (ImportError, JobNotAllowed):
+        return Rules()
+    if is_task(target):
+        options = declared_options(target.func)
+        rules = options.rules if options is not None else Rules()
+        # A Django version whose @task takes a backoff function: honoured.
+        if rules.backoff is None and callable(task_backoff := getattr(target, "backoff", None)):
+            rules = Rules(rules.retry_on, rules.discard_on, task_backoff)
+        return rules
+    options = declared_options(target)
+    return options.rules if options is not None else Rules()
+
+
+def job_rules(name: str, stored: Any) -> Rules:
+    """The policy for a job row: its stored overrides over its declaration.
+
+    A stored backoff name is resolved only to a declared backoff function (and
+    only inside the installed apps); otherwise it stays a name, and the default
+    backoff is used (``policy.delay`` says so).
+    """
+    rules = Rules.from_data(stored).over(declared_rules(name))
+    if isinstance(rules.backoff, str):
+        function = _declared_backoff(rules.backoff)
+        if function is not None:
+            rules = Rules(rules.retry_on, rules.discard_on, function)
+    return rules
+
+
+def _declared_backoff(name: str) -> BackoffFunction | None:
+    if not _DOTTED.match(name):
+        return None
+    module_name, _, attribute = name.rpartition(".")
+    if not in_installed_app(module_name):
+        return None
+    try:
+        function = inspect.getattr_static(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError):
+        return None
+    if callable(function) and inspect.getattr_static(function, BACKOFF_ATTRIBUTE, False) is True:
+        return function
+    return None
+
+
+def backoff_reference(backoff: Any) -> Exponential | str | None:
+    """What a row stores for ``schedule(backoff=...)``: an ``Exponential``, or the dotted
+    name of a declared backoff function; ``ScheduleError`` for anything else."""
+    if backoff is None or isinstance(backoff, Exponential):
+        return backoff
+    if not callable(backoff):
+        raise ScheduleError(
+            f"backoff must be an async_queue.Exponential(...) or a declared backoff function; "
+            f"got {backoff!r}."
+        )
+    name = f"{getattr(backoff, '__module__', '')}.{getattr(backoff, '__qualname__', '')}"
+    if "<" in name or _declared_backoff(name) is not backoff:
+        raise ScheduleError(
+            f"backoff={backoff!r} is not a declared backoff function: a job row names it, so it "
+            "must be a module-level function of an installed app decorated with "
+            "@async_queue.backoff (or given to some @job(backoff=...))."
+        )
+    return name

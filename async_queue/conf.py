@@ -40,6 +40,11 @@ SETTINGS: dict[str, Setting] = {
         "Attempts lost to the infrastructure (worker or connection lost) are retried until "
         "a job has made this many, even past its max_attempts.",
     ),
+    "MAX_SNOOZES": Setting(
+        100,
+        (int,),
+        "Times a job may raise Snooze (run later, no attempt used) before it fails instead.",
+    ),
     "BACKOFF_BASE": Setting(2.0, (int, float), "Seconds before the first retry."),
     "BACKOFF_FACTOR": Setting(2.0, (int, float), "Growth of the delay per attempt."),
     "BACKOFF_MAX": Setting(3600.0, (int, float), "Cap on the delay between attempts."),

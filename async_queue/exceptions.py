@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from datetime import timedelta
+
 
 class ScheduleError(ValueError):
     """A job cannot be scheduled as asked: bad function, arguments or options."""
@@ -70,3 +73,56 @@ class JobCancelled(BaseException):
 
     A ``BaseException`` so that a job's own ``except Exception`` cannot swallow it.
     """
+
+
+def _seconds(label: str, value: float | timedelta | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(f"{label} must be a number of seconds of at least 0 or a timedelta.")
+    return float(value)
+
+
+class Retry(Exception):
+    """Raised by a job: retry it ``in_`` seconds from now (or after its backoff).
+
+    It uses an attempt: after the last one the job fails. ``retry_on`` and
+    ``discard_on`` do not apply; the job asked for this. Its writes roll back.
+    """
+
+    def __init__(self, in_: float | timedelta | None = None, reason: str = "") -> None:
+        self.in_ = _seconds("Retry(in_=...)", in_)
+        self.reason = reason
+        super().__init__(reason or "retry requested")
+
+
+class Snooze(Exception):
+    """Raised by a job: run it again ``seconds`` from now without using an attempt.
+
+    A job may snooze at most ``ASYNC_QUEUE["MAX_SNOOZES"]`` times (then it fails),
+    so that one that always snoozes still ends. Its writes roll back.
+    """
+
+    def __init__(self, seconds: float | timedelta, reason: str = "") -> None:
+        self.seconds = _seconds("Snooze(seconds)", seconds) or 0.0
+        self.reason = reason
+        super().__init__(reason or f"snoozed for {self.seconds:g}s")
+
+
+class Fail(Exception):
+    """Raised by a job: fail it now, whatever attempts it has left. Its writes roll back."""
+
+    def __init__(self, reason: str = "") -> None:
+        self.reason = reason
+        super().__init__(reason or "failed by the job")
+
+
+class Discard(Fail):
+    """Raised by a job: discard it (fail now, no retry); ``Fail`` by another name."""

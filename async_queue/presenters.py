@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import ExpressionWrapper, F, Model, TextField
 
 from . import display
+from .callables import job_rules
 from .fields import JobJSONField
 from .models import Job, JobQuerySet
 from .states import Event as Signal
@@ -192,3 +193,15 @@ def timeline(job: Job, errors: list) -> list[Event]:
         # a moment after the job's finished_at.
         events.append(Event(job.finished_at, job.status, job.get_status_display()))
     return events
+
+
+def describe_policy(job: Job) -> list[tuple[str, str]]:
+    """The failure policy that applies to ``job``, as (label, value) lines for its page."""
+    rules = job_rules(job.name, job.policy)
+    lines = [("Attempts", f"{job.attempts} of {job.max_attempts}")]
+    if job.snoozes:
+        lines.append(("Snoozed", f"{job.snoozes} times"))
+    lines += rules.describe()
+    if job.policy:
+        lines.append(("Set by", "schedule() (over the job's declaration)"))
+    return lines

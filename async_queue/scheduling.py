@@ -22,11 +22,13 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from . import payloads
-from .callables import declaration, dotted_name
+from .callables import backoff_reference, declaration, dotted_name
 from .conf import queue_settings
 from .exceptions import ScheduleError
 from .locks import LockTarget, lock_keys
 from .models import Job, JobGroup, JobLock, Status
+from .policy import BackoffFunction, ExceptionTypes, Rules
+from .retries import Exponential
 from .signals import send_event
 from .sql import database_now
 from .states import Event
@@ -174,6 +176,9 @@ def build_job(
     user: Any = None,
     max_attempts: int | None = None,
     timeout: float | None = None,
+    retry_on: ExceptionTypes = None,
+    discard_on: ExceptionTypes = None,
+    backoff: Exponential | BackoffFunction | None = None,
     group: JobGroup | None = None,
     locks: Iterable[LockTarget] | None = None,
     unique: bool = False,
@@ -203,6 +208,9 @@ def build_job(
         not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0
     ):
         raise ScheduleError(f"timeout must be a positive number of seconds; got {timeout!r}.")
+    policy = Rules.given(
+        retry_on, discard_on, backoff_reference(backoff), error=ScheduleError
+    ).as_data()
     if group is not None and (not isinstance(group, JobGroup) or group.pk is None):
         raise ScheduleError(f"group must be a saved JobGroup; got {group!r}.")
     keys = lock_keys(locks) if locks is not None else []
@@ -226,6 +234,7 @@ def build_job(
         max_attempts=_checked_int("max_attempts", max_attempts, 1, INT32[1]),
         user_id=_user_id(user),
         timeout=timeout,
+        policy=policy,
         group=group,
         has_locks=bool(keys),
         unique_key=unique_key,
@@ -355,6 +364,9 @@ def schedule(
     user: Any = None,
     max_attempts: int | None = None,
     timeout: float | None = None,
+    retry_on: ExceptionTypes = None,
+    discard_on: ExceptionTypes = None,
+    backoff: Exponential | BackoffFunction | None = None,
     group: JobGroup | None = None,
     locks: Iterable[LockTarget] | None = None,
     unique: bool = False,
@@ -370,9 +382,10 @@ def schedule(
     writes the row at once, inside the caller's transaction. ``locks`` declares
     the objects the job touches (see ``async_queue.locks``). ``unique=True`` (a key
     from the name and arguments) or ``unique_key=`` adds no second queued or running
-    job with the same key: the returned Job is then the existing one. ``tracker``
-    names a key of ``ASYNC_QUEUE["TRACKERS"]`` that mirrors this job (``False``:
-    none; default: the ``TRACKER`` setting).
+    job with the same key: the returned Job is then the existing one. ``retry_on``,
+    ``discard_on`` and ``backoff`` override the function's declared failure policy
+    (``async_queue.policy``). ``tracker`` names a key of ``ASYNC_QUEUE["TRACKERS"]``
+    that mirrors this job (``False``: none; default: the ``TRACKER`` setting).
     """
     job = build_job(
         function,
@@ -385,6 +398,9 @@ def schedule(
         user=user,
         max_attempts=max_attempts,
         timeout=timeout,
+        retry_on=retry_on,
+        discard_on=discard_on,
+        backoff=backoff,
         group=group,
         locks=locks,
         unique=unique,

@@ -57,6 +57,7 @@ class Result(enum.StrEnum):
     FAILED = "failed"  # failed, no attempt left (or not worth retrying)
     CANCELLED = "cancelled"  # cancellation requested and noticed: rolled back
     DEFERRED = "deferred"  # its object locks were busy: queued again, attempt not used
+    SNOOZED = "snoozed"  # the job raised Snooze: queued again later, attempt not used
     ABORTED = "aborted"  # the worker was stopped: rolled back, queued again at once
     FENCED = "fenced"  # the claim was lost meanwhile: nothing of it was recorded
 

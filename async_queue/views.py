@@ -46,6 +46,7 @@ from .presenters import (
     ProgressBar,
     call_summary,
     describe_locks,
+    describe_policy,
     timeline,
     with_argument_text,
 )
@@ -245,6 +246,7 @@ class JobDetailView(DashboardMixin, View):
             "kwargs_json": display.show_json(job.kwargs),
             "meta_json": display.show_json(job.meta) if job.meta else "",
             "locks": describe_locks(keys[: self.locks_shown]),
+            "policy": describe_policy(job),
             "more_locks": len(keys) > self.locks_shown,
             "back": request.get_full_path(),
         }

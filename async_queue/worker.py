@@ -283,7 +283,7 @@ class Worker:
             if reporter.current is not None:
                 self.progress.clear(job)
             send_event(Event.CLEANUP, job)
-        if outcome.status != Result.DEFERRED:
+        if outcome.status not in (Result.DEFERRED, Result.SNOOZED):
             self.jobs_done += 1
             self.failures += int(outcome.status in (Result.RETRYING, Result.FAILED))
         return outcome

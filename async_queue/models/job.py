@@ -282,6 +282,23 @@ class Job(models.Model):
         self.status, self.attempts = Status.QUEUED, self.attempts - 1
         return True
 
+    def snooze(self, worker: str, seconds: float, progress: dict[str, Any]) -> bool:
+        """It raised ``Snooze``: queued again in ``seconds``, the attempt not used."""
+        if not self.claimed(worker).update(
+            status=Status.QUEUED,
+            attempts=F("attempts") - 1,
+            snoozes=F("snoozes") + 1,
+            run_after=_later(seconds),
+            **progress,
+        ):
+            return False
+        self.status, self.attempts, self.snoozes = (
+            Status.QUEUED,
+            self.attempts - 1,
+            self.snoozes + 1,
+        )
+        return True
+
     def mark_cancelled(self, worker: str, progress: dict[str, Any]) -> bool:
         """Cancellation was requested and the running job noticed (its writes rolled back)."""
         if not self.claimed(worker).update(status=Status.CANCELLED, finished_at=Now(), **progress):
@@ -314,6 +331,7 @@ class Job(models.Model):
             exception=error["exception"],
             message=error["message"],
             traceback=error["traceback"],
+            decision=error.get("decision", ""),
         )
         self.status, self.last_error = values["status"], summary
         return True
