@@ -30,6 +30,7 @@ from django.apps import apps
 from .conf import queue_settings
 from .contrib.tasks.runner import is_task, task_runner
 from .exceptions import JobNotAllowed, ScheduleError
+from .limits import KeySpec, Limits, Rate
 from .policy import BACKOFF_ATTRIBUTE, BackoffFunction, ExceptionTypes, Rules
 from .retries import Exponential
 
@@ -46,6 +47,7 @@ class JobOptions:
     max_attempts: int | None = None
     timeout: float | None = None
     rules: Rules = field(default_factory=Rules)
+    limits: Limits = field(default_factory=Limits)
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -65,6 +67,10 @@ def job(
     retry_on: ExceptionTypes = None,
     discard_on: ExceptionTypes = None,
     backoff: Exponential | BackoffFunction | None = None,
+    concurrency: int | None = None,
+    concurrency_key: KeySpec = None,
+    rate: str | Rate | None = None,
+    rate_key: KeySpec = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -79,6 +85,10 @@ def job(
     retry_on: ExceptionTypes = None,
     discard_on: ExceptionTypes = None,
     backoff: Exponential | BackoffFunction | None = None,
+    concurrency: int | None = None,
+    concurrency_key: KeySpec = None,
+    rate: str | Rate | None = None,
+    rate_key: KeySpec = None,
 ) -> Any:
     """Declare a module-level function a job; only declared functions ever run.
 
@@ -86,12 +96,16 @@ def job(
     priority=5, max_attempts=3, timeout=60)``) and a failure policy: ``retry_on``
     (only these exceptions retry; default any), ``discard_on`` (these fail at
     once) and ``backoff`` (an ``Exponential(...)`` or a function ``(attempt,
-    exception) -> seconds``); see ``async_queue.policy``. Returns the function
-    itself, marked, so it stays directly callable.
+    exception) -> seconds``); see ``async_queue.policy``. ``concurrency`` (at most
+    N running at once) and ``rate`` (``"100/m"``), each per key (a template of the
+    arguments such as ``"tenant:{tenant_id}"``, or a function of them; default: the
+    job's name); see ``async_queue.limits``. Returns the function itself, marked,
+    so it stays directly callable.
     """
     if isinstance(backoff, str):
         raise TypeError("@job(backoff=...) takes the function itself, not its name.")
     rules = Rules.given(retry_on, discard_on, backoff)
+    limits = Limits.given(concurrency, concurrency_key, rate, rate_key)
     if callable(backoff) and not isinstance(backoff, Exponential):
         # Rows may then name it too (schedule(backoff=...)): it is declared code.
         setattr(backoff, BACKOFF_ATTRIBUTE, True)
@@ -106,7 +120,13 @@ def job(
                 "import it again."
             )
         options = JobOptions(
-            f"{target.__module__}.{qualname}", queue, priority, max_attempts, timeout, rules
+            f"{target.__module__}.{qualname}",
+            queue,
+            priority,
+            max_attempts,
+            timeout,
+            rules,
+            limits,
         )
         setattr(target, JOB_ATTRIBUTE, options)
         return target

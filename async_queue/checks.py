@@ -10,6 +10,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
 from .conf import LEASE_BEATS, SETTINGS
+from .limits import queue_problems
 from .redaction import compile_pattern, normalize_key
 
 
@@ -73,6 +74,10 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             )
         )
     errors.extend(_check_liveness(value))
+    errors.extend(
+        Error(problem, hint="See the README's flow control section.", id="async_queue.E045")
+        for problem in queue_problems()
+    )
     return errors
 
 

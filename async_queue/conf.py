@@ -48,6 +48,12 @@ SETTINGS: dict[str, Setting] = {
     "BACKOFF_BASE": Setting(2.0, (int, float), "Seconds before the first retry."),
     "BACKOFF_FACTOR": Setting(2.0, (int, float), "Growth of the delay per attempt."),
     "BACKOFF_MAX": Setting(3600.0, (int, float), "Cap on the delay between attempts."),
+    "QUEUES": Setting(
+        {},
+        (dict,),
+        "Limits per queue, enforced across all workers: {'emails': {'concurrency': 5, "
+        "'rate': '100/m'}}.",
+    ),
     "POLL_INTERVAL": Setting(1.0, (int, float), "Seconds a --forever worker sleeps when idle."),
     "TRACEBACK_MAX_BYTES": Setting(
         64 * 1024, (int,), "Stored tracebacks are cut to this size (head and tail kept)."

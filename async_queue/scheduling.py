@@ -190,6 +190,7 @@ def build_job(
     Options left as None take the function's ``@job(...)`` defaults, then the settings'.
     """
     name, declared = declaration(function)
+    flow: dict[str, Any] = {}
     if declared is not None:
         queue = declared.queue if queue is None else queue
         priority = declared.priority if priority is None else priority
@@ -197,6 +198,8 @@ def build_job(
         timeout = declared.timeout if timeout is None else timeout
     priority = 0 if priority is None else priority
     args, kwargs, meta = encode_payload(args, kwargs, meta)
+    if declared is not None:  # keys from the arguments the job will receive
+        flow = declared.limits.row_values(name, args, kwargs, ScheduleError)
     queue = queue_settings.DEFAULT_QUEUE if queue is None else queue
     if not isinstance(queue, str) or not queue or len(queue) > 100:
         raise ScheduleError(
@@ -235,6 +238,7 @@ def build_job(
         user_id=_user_id(user),
         timeout=timeout,
         policy=policy,
+        **flow,
         group=group,
         has_locks=bool(keys),
         unique_key=unique_key,

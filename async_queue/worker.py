@@ -47,6 +47,7 @@ from .exceptions import (
     JobTimeout,
     WorkerAborted,
 )
+from .limits import next_window, queue_limits, slot_groups
 from .liveness import Lease
 from .locks import take_job_locks
 from .models import Job
@@ -58,10 +59,17 @@ from .sql import ProgressStore, dialect
 from .states import Event, Outcome, Result, Status
 
 logger = logging.getLogger("async_queue.worker")
+# Past a rate window's start on this machine's clock, for a database clock a little behind.
+RATE_WINDOW_MARGIN = 0.01
 
 
 class _LocksBusy(Exception):
     """The job's object locks are held elsewhere; it goes back to the queue."""
+
+    def __init__(self, message: str = "object locks busy", delay: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.delay = queue_settings.LOCK_RETRY_DELAY if delay is None else delay
 
 
 def execute(job: Job) -> Outcome:
@@ -100,6 +108,10 @@ class Worker:
         self._next_recovery = 0.0
         self._next_periodic = 0.0
         self.outage = Outage()
+        limits = queue_limits()
+        self.limited_queues = {limit.queue for limit in limits if limit.concurrency}
+        # Rate periods of the jobs seen (and the queues'): idle, wake when a window opens.
+        self.rate_periods = {limit.rate.period for limit in limits if limit.rate}
 
     def _lease(self) -> Lease:
         return Lease(self.using, self.worker_id, queues=self.queues, snapshot=self._snapshot)
@@ -205,6 +217,10 @@ class Worker:
             self._progress.close()
 
     def _idle(self, seconds: float) -> None:
+        # A rate-limited job waits for the next window: be awake when it opens.
+        opens = next_window(self.rate_periods, time.time())
+        if opens is not None:
+            seconds = min(seconds, opens + RATE_WINDOW_MARGIN)
         # Wait in short slices so that a stop signal ends the wait quickly.
         end = time.monotonic() + max(seconds, 0)
         while not self.stopping and (left := end - time.monotonic()) > 0:
@@ -283,6 +299,13 @@ class Worker:
             if reporter.current is not None:
                 self.progress.clear(job)
             send_event(Event.CLEANUP, job)
+        if job.rate_period:
+            self.rate_periods.add(job.rate_period)
+        if outcome.status != Result.DEFERRED and (
+            job.concurrency_key is not None or job.queue in self.limited_queues
+        ):
+            with contextlib.suppress(DatabaseError):
+                self.sql.wake_workers()  # a slot is free: a waiting job may start
         if outcome.status not in (Result.DEFERRED, Result.SNOOZED):
             self.jobs_done += 1
             self.failures += int(outcome.status in (Result.RETRYING, Result.FAILED))
@@ -298,18 +321,22 @@ class Worker:
         except Exception as exc:
             return self._failed(job, exc, started)
         timeout = job.timeout or queue_settings.TIMEOUT
+        slots = slot_groups(job.concurrency_key, job.concurrency, job.queue, queue_limits())
         committed = False
         token = _reporter.set(reporter)
         try:
             with time_limit(timeout), self.sql.job_transaction():
                 if not take_job_locks(job, self.using):
                     raise _LocksBusy
+                if not self.sql.take_slots(slots):
+                    # Due again at once: the claim's count keeps it out until a slot frees.
+                    raise _LocksBusy("concurrency limit reached", delay=0)
                 self.sql.limit_statements(timeout, pooled=self.liveness.pooled)
                 result = storable(function(*job.args, **job.kwargs))
                 self._complete(job, result, reporter)
             committed = True
-        except _LocksBusy:
-            return self._defer(job, started)
+        except _LocksBusy as busy:
+            return self._defer(job, started, busy)
         except CompletionFenced as exc:
             logger.warning("%s", exc)
             return Outcome(job.pk, job.name, Result.FENCED, time.monotonic() - started, str(exc))
@@ -358,14 +385,15 @@ class Worker:
         send_event(Event.CANCELLED, job, progress=reporter.snapshot().as_dict())
         return Outcome(job.pk, job.name, Result.CANCELLED, duration)
 
-    def _defer(self, job: Job, started: float) -> Outcome:
-        """Its object locks are busy: back to the queue shortly, the attempt not counted."""
-        delay = queue_settings.LOCK_RETRY_DELAY
-        if job.defer(self.worker_id, delay):
-            message = "object locks busy"
-            send_event(Event.RETRYING, job, message=message, retry_in=delay, deferred=True)
+    def _defer(self, job: Job, started: float, busy: _LocksBusy) -> Outcome:
+        """Its object locks or concurrency slots are busy: back to the queue, the attempt
+        not counted."""
+        if job.defer(self.worker_id, busy.delay):
+            send_event(
+                Event.RETRYING, job, message=busy.message, retry_in=busy.delay, deferred=True
+            )
         return Outcome(
-            job.pk, job.name, Result.DEFERRED, time.monotonic() - started, retry_in=delay
+            job.pk, job.name, Result.DEFERRED, time.monotonic() - started, retry_in=busy.delay
         )
 
     def _failed(

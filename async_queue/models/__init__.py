@@ -2,6 +2,7 @@
 one) in ``job``; the rows around it in ``records``; the workers in ``workers``."""
 
 from ..states import FINISHED, Progress, Status
+from .flow import RateCount
 from .job import EXECUTOR, Job, JobQuerySet
 from .records import JobError, JobGroup, JobLock, PeriodicTick, UniqueWindow
 from .workers import Worker, WorkerMode
@@ -16,6 +17,7 @@ __all__ = [
     "JobQuerySet",
     "PeriodicTick",
     "Progress",
+    "RateCount",
     "Status",
     "UniqueWindow",
     "Worker",

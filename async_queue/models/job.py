@@ -159,6 +159,19 @@ class Job(models.Model):
     snoozes = models.PositiveIntegerField(
         default=0, db_default=0, help_text="Times it asked to run later (Snooze), no attempt used."
     )
+    concurrency_key = models.CharField(
+        max_length=255, null=True, blank=True, help_text="Jobs with this key share a limit."
+    )
+    concurrency = models.PositiveIntegerField(
+        null=True, blank=True, help_text="At most this many jobs with the key run at once."
+    )
+    rate_key = models.CharField(
+        max_length=255, null=True, blank=True, help_text="Jobs with this key share a rate."
+    )
+    rate_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="At most this many starts per rate period."
+    )
+    rate_period = models.FloatField(null=True, blank=True, help_text="Seconds.")
     has_locks = models.BooleanField(default=False, help_text="Declared object locks.")
     unique_key = models.CharField(
         max_length=255,
@@ -203,6 +216,11 @@ class Job(models.Model):
             models.Index(fields=["status", "finished_at"], name="async_queue_job_finished_idx"),
             models.Index(fields=["name", "status"], name="async_queue_job_name_idx"),
             models.Index(fields=["queue", "status"], name="async_queue_job_queue_idx"),
+            models.Index(
+                fields=["concurrency_key"],
+                condition=Q(status=Status.RUNNING, concurrency_key__isnull=False),
+                name="async_queue_job_limited_idx",
+            ),
         ]
         constraints = [
             models.CheckConstraint(

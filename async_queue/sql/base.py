@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import functools
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -24,7 +23,9 @@ from django.db.models import BooleanField, DateTimeField, ExpressionWrapper, Q
 from django.db.models.functions import Now
 
 from ..conf import LEASE_BEATS, queue_settings
-from ..models import Job, Progress, Status, Worker, WorkerMode
+from ..limits import queue_limits
+from ..models import Job, Progress, Worker, WorkerMode
+from .claims import ClaimShape, claim_params, claim_sql, complete_sql
 
 if TYPE_CHECKING:
     from django.db.models import Lookup
@@ -123,6 +124,11 @@ class Dialect(abc.ABC):
     now: ClassVar[str]
     # Appended to the claim's row choice (PostgreSQL: FOR UPDATE SKIP LOCKED).
     row_lock: ClassVar[str] = ""
+    # Seconds since 1970 of ``now``, and how a positive number is rounded down.
+    epoch: ClassVar[str]
+    floor: ClassVar[str] = "FLOOR({})"
+    # Whether the claim counts a rate-limited start itself (a data-modifying CTE).
+    counts_in_cte: ClassVar[bool] = False
     # Whether a worker's liveness lock alone tells whether it lives (SQLite's flock);
     # elsewhere a free lock counts only with a late heartbeat.
     exact_liveness: ClassVar[bool] = False
@@ -189,26 +195,34 @@ class Dialect(abc.ABC):
         The attempt is counted here, in this committed statement, before the body
         runs: a job that kills its worker still uses up its attempts.
         """
-        connection = self.connection
-        sql = _claim_sql(
-            self.now,
-            self.row_lock,
-            connection.ops.quote_name,
-            job_id is not None,
-            len(queues),
-            bool(prefix),
-        )
-        params: list[Any] = [worker]
-        if job_id is not None:
-            params.append(job_id)
-        else:
-            params.extend(queues)
-            if prefix:
-                params.extend([len(prefix), prefix])
-        with connection.cursor() as cursor:
+        sql = claim_sql(self.claim_shape(job_id is not None, len(queues), bool(prefix)))
+        params = claim_params(worker, job_id, queues, prefix)
+        with self.connection.cursor() as cursor:
             cursor.execute(sql, params)
             row = cursor.fetchone()
         return None if row is None else self.job_from_row(row)
+
+    def claim_shape(self, specific: bool, queues: int, prefix: bool) -> ClaimShape:
+        return ClaimShape(
+            self.now,
+            self.epoch,
+            self.floor,
+            self.connection.ops.quote_name,
+            self.row_lock,
+            specific,
+            queues,
+            prefix,
+            queue_limits(),
+            self.counts_in_cte,
+        )
+
+    def wake_workers(self) -> None:  # noqa: B027 (optional hook)
+        """Wake the idle workers at once (where they sleep on a notification)."""
+
+    def take_slots(self, groups: list[list[int]]) -> bool:
+        """Take one free slot (a transaction-level lock) of each group; False if a group
+        has none. Where one job runs at a time (SQLite), every limit holds already."""
+        return True
 
     def complete(
         self,
@@ -222,7 +236,7 @@ class Dialect(abc.ABC):
         True if the row was still running under this claim.
         """
         connection = self.connection
-        sql = _complete_sql(self.now, connection.ops.quote_name, progress is not None)
+        sql = complete_sql(self.now, connection.ops.quote_name, progress is not None)
         params = [Job._meta.get_field("result").get_db_prep_save(result, connection)]
         if progress is not None:
             params.extend(progress)
@@ -344,62 +358,6 @@ class Dialect(abc.ABC):
 
     def is_statement_timeout(self, exc: BaseException) -> bool:
         return False
-
-
-@functools.lru_cache(maxsize=64)
-def _claim_sql(
-    now: str,
-    row_lock: str,
-    quote: Callable[[str], str],
-    specific: bool,
-    queues: int,
-    prefix: bool,
-) -> str:
-    table = quote(Job._meta.db_table)
-    if specific:
-        target = "%s"
-    else:
-        where = [
-            f"status = '{Status.QUEUED}'",
-            f"run_after <= {now}",
-            # A group's final job waits until no other job of the group is unfinished.
-            f"(NOT waits_for_group OR NOT EXISTS (SELECT 1 FROM {table} AS sibling "
-            f"WHERE sibling.group_id = {table}.group_id AND sibling.id <> {table}.id "
-            f"AND sibling.status IN ('{Status.QUEUED}', '{Status.RUNNING}')))",
-        ]
-        if queues:
-            where.append(f"queue IN ({', '.join(['%s'] * queues)})")
-        if prefix:
-            where.append("SUBSTR(name, 1, %s) = %s")
-        target = (
-            f"SELECT id FROM {table} WHERE {' AND '.join(where)} "
-            f"ORDER BY priority DESC, run_after, id LIMIT 1{row_lock}"
-        )
-    # Concrete fields are exactly those with a column.
-    columns = ", ".join(
-        quote(field.column) for field in Job._meta.concrete_fields if field.column is not None
-    )
-    return (
-        f"UPDATE {table} SET status = '{Status.RUNNING}', attempts = attempts + 1, "
-        f"started_at = {now}, finished_at = NULL, worker = %s "
-        f"WHERE id = ({target}) AND status = '{Status.QUEUED}' "
-        f"RETURNING {columns}"
-    )
-
-
-@functools.lru_cache(maxsize=8)
-def _complete_sql(now: str, quote: Callable[[str], str], progress: bool) -> str:
-    progress_sql = (
-        f", progress_current = %s, progress_total = %s, progress_message = %s, "
-        f"progress_updated_at = {now}"
-        if progress
-        else ""
-    )
-    return (
-        f"UPDATE {quote(Job._meta.db_table)} SET status = '{Status.SUCCEEDED}', "
-        f"result = %s, finished_at = {now}{progress_sql} "
-        f"WHERE id = %s AND status = '{Status.RUNNING}' AND attempts = %s AND worker = %s"
-    )
 
 
 def _converters(connection: BaseDatabaseWrapper) -> list[tuple[Any, list[Callable]]]:

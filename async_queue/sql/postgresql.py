@@ -157,6 +157,8 @@ class PostgreSQL(Dialect):
     vendor = "postgresql"
     now = "STATEMENT_TIMESTAMP()"
     row_lock = " FOR UPDATE SKIP LOCKED"
+    epoch = "EXTRACT(EPOCH FROM STATEMENT_TIMESTAMP())"
+    counts_in_cte = True
     object_locks = True
 
     # -- sessions -----------------------------------------------------------------------
@@ -233,6 +235,24 @@ class PostgreSQL(Dialect):
             except OperationalError:
                 return False
         return True
+
+    def wake_workers(self) -> None:
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, '')", [CHANNEL])
+
+    def take_slots(self, groups: list[list[int]]) -> bool:
+        """One statement: per group, the first slot whose lock is free (tried in order,
+        and only until one is taken), all groups or none usable."""
+        if not groups:
+            return True
+        free = " AND ".join(
+            "EXISTS (SELECT 1 FROM unnest(%s::bigint[]) AS slot(id) "
+            "WHERE pg_try_advisory_xact_lock(slot.id) LIMIT 1)"
+            for _ in groups
+        )
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"SELECT {free}", groups)
+            return bool(cursor.fetchone()[0])
 
     def hold(
         self,

@@ -294,6 +294,8 @@ class SQLite(Dialect):
     now = "STRFTIME('%%Y-%%m-%%d %%H:%%M:%%f', 'NOW')"
     exact_liveness = True
     single_writer = True
+    epoch = "((JULIANDAY(STRFTIME('%%Y-%%m-%%d %%H:%%M:%%f', 'NOW')) - 2440587.5) * 86400.0)"
+    floor = "{}"  # CAST(... AS BIGINT) truncates, which for positive numbers rounds down
 
     @property
     def connection(self) -> SQLiteWrapper:
