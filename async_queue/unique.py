@@ -173,3 +173,32 @@ def _insert_in_window(job: Job, window: Window, using: str, tries: int) -> bool:
         job.deduplicated = True
         return False
     raise ScheduleError(f"Could not schedule unique job {window.key!r}: it kept conflicting.")
+
+
+def prune_windows(using: str = "default", batch: int = 2000) -> int:
+    """Delete the ``unique_for`` windows that have closed, ``batch`` rows a statement;
+    returns how many.
+
+    A closed window's row does nothing an absent one would not (the next schedule of
+    its key opens a new window either way), so it can go once it has closed. Each batch's
+    DELETE checks ``until`` again itself: a window a scheduler reopens between the
+    choice of the batch and the DELETE is kept.
+    """
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    table = quote(UniqueWindow._meta.db_table)
+    key, until = quote("key"), quote("until")
+    now_sql, now_params = _compiled(Now(), using)
+    closed = f"{until} <= {now_sql}"
+    sql = (
+        f"DELETE FROM {table} WHERE {closed} AND {key} IN "
+        f"(SELECT {key} FROM {table} WHERE {closed} LIMIT %s)"
+    )
+    deleted = 0
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*now_params, *now_params, batch])
+            count = cursor.rowcount
+        deleted += count
+        if count < batch:
+            return deleted

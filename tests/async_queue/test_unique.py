@@ -9,10 +9,10 @@ import pytest
 from django.db import connections, transaction
 from django.db.models.functions import Now
 
-from async_queue import Job, ScheduleError, Status, schedule, schedule_many
+from async_queue import Job, ScheduleError, Status, maintenance, schedule, schedule_many
 from async_queue.models import UniqueWindow
 from async_queue.scheduling import build_job
-from async_queue.unique import unique_window
+from async_queue.unique import prune_windows, unique_window
 from tests.testapp import tasks
 
 HOUR = timedelta(hours=1)
@@ -262,6 +262,26 @@ def test_bad_unique_for(value, message):
     with pytest.raises(ScheduleError, match=r"calls\[1\]: unique_for must be"):
         schedule_many([(tasks.echo,), {"function": tasks.echo, "unique_for": value}])
     assert not Job.objects.exists()
+    assert not UniqueWindow.objects.exists()
+
+
+def test_purge_deletes_closed_windows_only():
+    schedule(tasks.echo, unique_key="open", unique_for=HOUR)
+    for key in ("closed-1", "closed-2"):
+        schedule(tasks.echo, unique_key=key, unique_for=HOUR)
+        close_window(key)
+    assert prune_windows() == 2
+    assert list(UniqueWindow.objects.values_list("key", flat=True)) == ["open"]
+    close_window("open")
+    maintenance.purge(timedelta(days=1))
+    assert not UniqueWindow.objects.exists()
+    assert Job.objects.count() == 3  # queued jobs are not purged
+
+
+def test_prune_windows_in_batches():
+    schedule_many([(tasks.echo, [n]) for n in range(5)], unique_for=HOUR)
+    UniqueWindow.objects.update(until=Now() - timedelta(seconds=1))
+    assert prune_windows(batch=2) == 5
     assert not UniqueWindow.objects.exists()
 
 
