@@ -10,6 +10,7 @@ from .callables import job
 from .metrics import active_counts
 from .models import FINISHED, Job, JobError, Status, Worker
 from .sql import database_now
+from .unique import prune_windows
 
 THROUGHPUT_WINDOW = timedelta(minutes=10)
 PURGE_BATCH = 2000
@@ -66,7 +67,8 @@ def health(using: str = "default") -> dict[str, Any]:
 def purge(older_than: timedelta, *, include_failed: bool = False, using: str = "default") -> int:
     """Delete finished jobs (and their errors) that finished more than ``older_than`` ago.
 
-    Worker rows of workers that stopped or were found dead that long ago go too.
+    Worker rows of workers that stopped or were found dead that long ago go too, and
+    every closed ``unique_for`` window (``unique.prune_windows()``), however recently closed.
     """
     statuses = [Status.SUCCEEDED, Status.CANCELLED] + ([Status.FAILED] if include_failed else [])
     cutoff = database_now(using) - older_than
@@ -79,6 +81,7 @@ def purge(older_than: timedelta, *, include_failed: bool = False, using: str = "
     workers = Worker.objects.using(using)
     workers.filter(stopped_at__lt=cutoff).delete()
     workers.filter(lost_at__lt=cutoff).delete()
+    prune_windows(using, PURGE_BATCH)
     return deleted
 
 

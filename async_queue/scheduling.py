@@ -17,7 +17,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import IntegrityError, models, router, transaction
+from django.db import models, router, transaction
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -26,12 +26,13 @@ from .callables import backoff_reference, declaration, dotted_name
 from .conf import queue_settings
 from .exceptions import ScheduleError
 from .locks import LockTarget, lock_keys
-from .models import Job, JobGroup, JobLock, Status
+from .models import Job, JobGroup, JobLock
 from .policy import BackoffFunction, ExceptionTypes, Rules
 from .retries import Exponential
 from .signals import send_event
 from .sql import database_now
 from .states import Event
+from .unique import Window, checked_unique_for, insert_unique, key_order, unique_window
 
 INT32 = (-(2**31), 2**31 - 1)
 logger = logging.getLogger("async_queue.scheduling")
@@ -183,11 +184,15 @@ def build_job(
     locks: Iterable[LockTarget] | None = None,
     unique: bool = False,
     unique_key: str | None = None,
+    unique_for: timedelta | None = None,
     tracker: str | bool | None = None,
 ) -> Job:
     """A validated, unsaved Job (its lock keys in ``job.lock_keys``); ``ScheduleError`` if bad.
 
     Options left as None take the function's ``@job(...)`` defaults, then the settings'.
+    With ``unique_for`` the key (``unique_key``, else one made of the name and the
+    arguments) goes to ``unique_window(job)``, not to ``job.unique_key``: the window
+    alone decides whether the job is written.
     """
     name, declared = declaration(function)
     flow: dict[str, Any] = {}
@@ -223,9 +228,13 @@ def build_job(
                 "unique_key must be a non-empty string of up to 255 characters; "
                 f"got {unique_key!r}."
             )
-    elif unique:
+    elif unique or unique_for is not None:
         digest = hashlib.sha256(payloads.dumps([args, kwargs]).encode()).hexdigest()
         unique_key = f"{name[:180]}:{digest}"
+    window = None
+    if unique_for is not None and unique_key is not None:
+        window = Window(unique_key, checked_unique_for(unique_for))
+        unique_key = None
     job = Job(
         name=name,
         args=args,
@@ -245,6 +254,8 @@ def build_job(
         tracker=_tracker(tracker),
     )
     job.lock_keys = keys
+    if window is not None:
+        window.attach(job)
     # For bulk inserts: how far after the database's "now" the job is due.
     job.run_after_delay = None if isinstance(run_after, datetime) else (run_after or timedelta(0))
     return job
@@ -253,18 +264,23 @@ def build_job(
 def _insert(jobs: list[Job], using: str) -> None:
     """Write the rows (one INSERT for all of them) and their lock keys, atomically.
 
-    A unique job whose key a queued or running job already has is not written:
-    it takes that job's values instead (``job.deduplicated`` is then True).
+    A unique job whose key a queued or running job already has, or a ``unique_for``
+    job whose key's window is open, is not written: it takes that job's values
+    instead (``job.deduplicated`` is then True).
     """
-    unique = [job for job in jobs if job.unique_key is not None]
-    jobs = [job for job in jobs if job.unique_key is None]
+    unique = [job for job in jobs if job.unique_key is not None or unique_window(job)]
+    jobs = [job for job in jobs if job.unique_key is None and not unique_window(job)]
     if not unique and len(jobs) == 1 and not jobs[0].lock_keys:
         # One INSERT is atomic by itself: no savepoint around it.
         jobs[0].save(using=using, force_insert=True)
         send_event(Event.SCHEDULED, jobs[0], locks=[])
         return
-    written = [job for job in unique if _insert_unique(job, using)]
     with transaction.atomic(using=using):
+        # Inside the transaction: a window opened here closes again if anything
+        # after it fails, so a schedule that wrote nothing never consumes one.
+        # In one order of keys, so that two schedule_many() calls whose keys
+        # overlap wait for each other instead of deadlocking.
+        written = [job for job in sorted(unique, key=key_order) if insert_unique(job, using)]
         if not jobs:
             pass
         elif len(jobs) == 1:
@@ -283,33 +299,6 @@ def _insert(jobs: list[Job], using: str) -> None:
             JobLock.objects.using(using).bulk_create(locks)
     for job in jobs:
         send_event(Event.SCHEDULED, job, locks=job.lock_keys)
-
-
-def _insert_unique(job: Job, using: str, tries: int = 5) -> bool:
-    """Insert a unique job, or take the values of the active job with its key.
-
-    The partial unique index decides, so concurrent schedulers cannot both
-    insert. Returns whether the row was written.
-    """
-    active = Job.objects.using(using).filter(
-        unique_key=job.unique_key, status__in=[Status.QUEUED, Status.RUNNING]
-    )
-    for _ in range(tries):
-        try:
-            with transaction.atomic(using=using):
-                job.save(using=using, force_insert=True)
-        except IntegrityError:
-            existing = active.first()
-            if existing is None:  # it finished in between: try again
-                continue
-            for field in Job._meta.concrete_fields:
-                setattr(job, field.attname, getattr(existing, field.attname))
-            job._state.adding, job._state.db = False, using
-            job.deduplicated = True
-            return False
-        job.deduplicated = False
-        return True
-    raise ScheduleError(f"Could not schedule unique job {job.unique_key!r}: it kept conflicting.")
 
 
 def _insert_after_commit(jobs: list[Job], using: str) -> None:
@@ -375,6 +364,7 @@ def schedule(
     locks: Iterable[LockTarget] | None = None,
     unique: bool = False,
     unique_key: str | None = None,
+    unique_for: timedelta | None = None,
     tracker: str | bool | None = None,
     using: str | None = None,
     on_commit: bool = True,
@@ -386,8 +376,11 @@ def schedule(
     writes the row at once, inside the caller's transaction. ``locks`` declares
     the objects the job touches (see ``async_queue.locks``). ``unique=True`` (a key
     from the name and arguments) or ``unique_key=`` adds no second queued or running
-    job with the same key: the returned Job is then the existing one. ``retry_on``,
-    ``discard_on`` and ``backoff`` override the function's declared failure policy
+    job with the same key: the returned Job is then the existing one. ``unique_for=``
+    (a timedelta) instead adds no second job with the key for that long after the
+    job that opened the window was written, whatever has become of it since; it
+    replaces the queued-or-running rule for that job. ``retry_on``, ``discard_on``
+    and ``backoff`` override the function's declared failure policy
     (``async_queue.policy``). ``tracker`` names a key of ``ASYNC_QUEUE["TRACKERS"]``
     that mirrors this job (``False``: none; default: the ``TRACKER`` setting).
     """
@@ -409,6 +402,7 @@ def schedule(
         locks=locks,
         unique=unique,
         unique_key=unique_key,
+        unique_for=unique_for,
         tracker=tracker,
     )
     _write([job], using, on_commit)
@@ -429,7 +423,9 @@ def schedule_many(
 
     Each call is a ``(function, args, kwargs)`` tuple or a dict of ``schedule()``
     arguments (``{"function": ..., "args": ..., "priority": ...}``); ``options``
-    are defaults for every call. All are validated before anything is written.
+    are defaults for every call (``unique_for=`` among them: each call then opens or
+    meets its own key's window, a later call meeting an earlier one's). All are
+    validated before anything is written.
     """
     jobs = []
     for index, call in enumerate(calls):
