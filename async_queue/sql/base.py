@@ -127,8 +127,6 @@ class Dialect(abc.ABC):
     # Seconds since 1970 of ``now``, and how a positive number is rounded down.
     epoch: ClassVar[str]
     floor: ClassVar[str] = "FLOOR({})"
-    # Whether the claim counts a rate-limited start itself (a data-modifying CTE).
-    counts_in_cte: ClassVar[bool] = False
     # Whether a worker's liveness lock alone tells whether it lives (SQLite's flock);
     # elsewhere a free lock counts only with a late heartbeat.
     exact_liveness: ClassVar[bool] = False
@@ -195,8 +193,8 @@ class Dialect(abc.ABC):
         The attempt is counted here, in this committed statement, before the body
         runs: a job that kills its worker still uses up its attempts.
         """
-        sql = claim_sql(self.claim_shape(job_id is not None, len(queues), bool(prefix)))
-        params = claim_params(worker, job_id, queues, prefix)
+        sql, names = claim_sql(self.claim_shape(job_id is not None, len(queues), bool(prefix)))
+        params = claim_params(names, worker, job_id, queues, prefix)
         with self.connection.cursor() as cursor:
             cursor.execute(sql, params)
             row = cursor.fetchone()
@@ -213,7 +211,6 @@ class Dialect(abc.ABC):
             queues,
             prefix,
             queue_limits(),
-            self.counts_in_cte,
         )
 
     def wake_workers(self) -> None:  # noqa: B027 (optional hook)

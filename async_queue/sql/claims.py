@@ -7,11 +7,13 @@ counts the attempt. Flow control adds to its row choice (``limits``):
   jobs is skipped (a count through an index; the job's transaction then takes a
   slot to make the limit exact);
 - a job whose rate key has had its limit of starts in the current window is
-  skipped, and a start is counted in ``RateCount`` *in the claim itself*: on
-  PostgreSQL by a data-modifying CTE whose conditional upsert sees the latest
-  count (so two claims at once cannot both take the last start), on SQLite by
-  the claim's filter (run under the single write lock) and a trigger that counts
-  the start in the same statement.
+  skipped. Its start is then counted in ``RateCount``, in the window of its
+  ``started_at``: on SQLite by a trigger, in the claim's statement (the claim's
+  filter ran under the single write lock, so the count it saw is the count); on
+  PostgreSQL by a conditional upsert right after the claim that sees the latest
+  count, so of two claims that both saw room for the last start only one is
+  counted, and the other job goes back to wait for the next window. Jobs without
+  a rate pay nothing more: the claim stays one plain statement.
 
 Queue limits come from the settings and are written into the SQL as literals
 (names quoted), so the statement stays cached per configuration.
@@ -20,6 +22,7 @@ Queue limits come from the settings and are written into the SQL as literals
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -47,7 +50,6 @@ class ClaimShape:
     queues: int
     prefix: bool
     limits: tuple[QueueLimit, ...]
-    counts_in_cte: bool  # PostgreSQL: count rate starts in the claim statement
 
 
 def _case(column: str, values: dict[str, str]) -> str:
@@ -71,9 +73,18 @@ def rate_terms(table: str, shape: ClaimShape) -> tuple[str, str, str, str]:
     return key, limit_, period, window
 
 
+_NAMED = re.compile(r"%\((\w+)\)s")
+
+
 @functools.lru_cache(maxsize=64)
-def claim_sql(shape: ClaimShape) -> str:
-    """The claim statement; parameters by name: worker, job_id or q0.., plen, prefix."""
+def claim_sql(shape: ClaimShape) -> tuple[str, tuple[str, ...]]:
+    """The claim statement with positional placeholders, and the names of its parameters
+    in order (written by name, sent by position: what every driver and replay takes)."""
+    sql = _claim_sql(shape)
+    return _NAMED.sub("%s", sql), tuple(_NAMED.findall(sql))
+
+
+def _claim_sql(shape: ClaimShape) -> str:
     quote = shape.quote
     table = quote(Job._meta.db_table)
     rates = quote(RateCount._meta.db_table)
@@ -82,8 +93,8 @@ def claim_sql(shape: ClaimShape) -> str:
         quote(field.column) for field in Job._meta.concrete_fields if field.column is not None
     )
     stamped = ""
-    if not shape.counts_in_cte and any(limit.rate for limit in shape.limits):
-        # SQLite: the row takes its queue's rate, which its trigger counts.
+    if any(limit.rate for limit in shape.limits):
+        # The row takes its queue's rate (unless it has its own): what counts its start.
         stamped = f", rate_key = {key}, rate_limit = {limit}, rate_period = {period} "
     claimed = (
         f"UPDATE {table} SET status = '{Status.RUNNING}', attempts = attempts + 1, "
@@ -119,40 +130,41 @@ def claim_sql(shape: ClaimShape) -> str:
         where.append(f"queue IN ({names})")
     if shape.prefix:
         where.append("SUBSTR(name, 1, %(plen)s) = %(prefix)s")
-    choice = (
-        f"FROM {table} WHERE {' AND '.join(where)} ORDER BY priority DESC, run_after, id LIMIT 1"
-    )
-    if not shape.counts_in_cte:
-        return (
-            f"{claimed}WHERE id = (SELECT id {choice}{shape.row_lock}) "
-            f"AND status = '{Status.QUEUED}' RETURNING {columns}"
-        )
-    # One statement: pick, count the start (only below the limit, on the latest count),
-    # and claim only if the job has no rate or its start was counted.
+    order = "ORDER BY priority DESC, run_after, id LIMIT 1"
+    choice = f"FROM {table} WHERE {' AND '.join(where)} {order}"
     return (
-        f"WITH picked AS (SELECT id, {key} AS rkey, {limit} AS rlimit, {window} AS rwindow "
-        f"{choice}{shape.row_lock}), "
-        f"started AS (INSERT INTO {rates} ({quote('key')}, {quote('window')}, starts) "
-        f"SELECT rkey, rwindow, 1 FROM picked WHERE rkey IS NOT NULL "
-        f"ON CONFLICT ({quote('key')}, {quote('window')}) DO UPDATE "
-        f"SET starts = {rates}.starts + 1 "
-        f"WHERE {rates}.starts < (SELECT rlimit FROM picked) RETURNING 1) "
-        f"{claimed}WHERE id = (SELECT id FROM picked) AND status = '{Status.QUEUED}' "
-        f"AND ((SELECT rkey FROM picked) IS NULL OR EXISTS (SELECT 1 FROM started)) "
-        f"RETURNING {columns}"
+        f"{claimed}WHERE id = (SELECT id {choice}{shape.row_lock}) "
+        f"AND status = '{Status.QUEUED}' RETURNING {columns}"
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def count_start_sql(shape: ClaimShape) -> str:
+    """Count a claimed job's start in the window of its ``started_at`` (the claim's own
+    clock), only while below its limit; returns a row if it was counted."""
+    quote = shape.quote
+    table = quote(Job._meta.db_table)
+    rates = quote(RateCount._meta.db_table)
+    epoch = shape.epoch.replace(shape.now, f"{table}.started_at")
+    window = "CAST({} AS BIGINT)".format(shape.floor.format(f"{epoch} / {table}.rate_period"))
+    key, slot = quote("key"), quote("window")
+    return (
+        f"INSERT INTO {rates} ({key}, {slot}, starts) "
+        f"SELECT rate_key, {window}, 1 FROM {table} WHERE id = %s AND rate_key IS NOT NULL "
+        f"ON CONFLICT ({key}, {slot}) DO UPDATE SET starts = {rates}.starts + 1 "
+        f"WHERE {rates}.starts < %s RETURNING starts"
     )
 
 
 def claim_params(
-    worker: str, job_id: int | None, queues: Sequence[str], prefix: str
-) -> dict[str, str | int]:
-    params: dict[str, str | int] = {"worker": worker}
+    names: Sequence[str], worker: str, job_id: int | None, queues: Sequence[str], prefix: str
+) -> list[str | int]:
+    """The claim's parameters in the order of ``names`` (from ``claim_sql``)."""
+    values: dict[str, str | int] = {"worker": worker, "plen": len(prefix), "prefix": prefix}
     if job_id is not None:
-        params["job_id"] = job_id
-    params.update({f"q{index}": queue for index, queue in enumerate(queues)})
-    if prefix:
-        params.update(plen=len(prefix), prefix=prefix)
-    return params
+        values["job_id"] = job_id
+    values.update({f"q{index}": queue for index, queue in enumerate(queues)})
+    return [values[name] for name in names]
 
 
 @functools.lru_cache(maxsize=8)

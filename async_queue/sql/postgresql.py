@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, OperationalError, connections, transaction
@@ -28,10 +28,13 @@ from django.db.models.functions import Now
 from ..keys import lock_id
 from ..models import Job, Progress, Status
 from .base import Dialect, LivenessLock, ProgressStore, Waiter, second_connection
+from .claims import count_start_sql
 
 logger = logging.getLogger("async_queue.progress")
 
 CHANNEL = "async_queue"
+# Claims in a row that may lose a rate window's last start to another worker.
+RATE_RACES = 3
 
 _TRY_LOCKS = (
     "SELECT k FROM unnest(%s::bigint[], %s::boolean[]) WITH ORDINALITY AS t(k, x, n) "
@@ -158,7 +161,6 @@ class PostgreSQL(Dialect):
     now = "STATEMENT_TIMESTAMP()"
     row_lock = " FOR UPDATE SKIP LOCKED"
     epoch = "EXTRACT(EPOCH FROM STATEMENT_TIMESTAMP())"
-    counts_in_cte = True
     object_locks = True
 
     # -- sessions -----------------------------------------------------------------------
@@ -235,6 +237,35 @@ class PostgreSQL(Dialect):
             except OperationalError:
                 return False
         return True
+
+    def claim(
+        self,
+        worker: str,
+        *,
+        job_id: int | None = None,
+        queues: Sequence[str] = (),
+        prefix: str = "",
+    ) -> Job | None:
+        """The claim, then the count of a rate-limited job's start.
+
+        The claim's filter saw room in the window, but so may a concurrent claim: the
+        count is a conditional upsert on the latest row, so only one of them counts
+        the last start. The other job goes back to wait for the next window (no
+        attempt used), and the next due job is claimed instead.
+        """
+        for _ in range(RATE_RACES):
+            job = super().claim(worker, job_id=job_id, queues=queues, prefix=prefix)
+            if job is None or job.rate_key is None:
+                return job
+            # Job.execute() runs the job whatever the rate, but its start counts.
+            limit = job.rate_limit if job_id is None else 2**31 - 1
+            with self.connection.cursor() as cursor:
+                cursor.execute(count_start_sql(self.claim_shape(False, 0, False)), [job.pk, limit])
+                if cursor.fetchone() is not None:
+                    return job
+            period, started = job.rate_period or 1.0, job.started_at
+            job.defer(worker, period - (started.timestamp() % period) if started else period)
+        return None
 
     def wake_workers(self) -> None:
         with self.connection.cursor() as cursor:

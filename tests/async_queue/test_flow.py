@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 from django.core.checks import run_checks
 from django.db import connection, connections
+from django.db.models import F
 from django.test import override_settings
 
 from async_queue import Job, ScheduleError, Status, job, schedule
 from async_queue.limits import Rate, next_window, parse_rate, slot_groups
 from async_queue.models import RateCount
 from async_queue.sql import dialect
+from async_queue.sql.base import Dialect
 from async_queue.states import Result
 from async_queue.worker import Worker
 from tests.faults.conftest import on_postgres
@@ -211,3 +213,36 @@ def test_a_worker_wakes_when_a_rate_window_opens():
 def test_bad_queue_settings_are_reported_by_the_checks():
     messages = [m for m in run_checks() if m.id == "async_queue.E045"]
     assert len(messages) == 3
+
+
+def test_a_limited_job_adds_at_most_one_statement_to_the_claim(django_assert_num_queries):
+    schedule(flow_jobs.twice_an_hour)
+    schedule(flow_jobs.one_per_tenant, kwargs={"tenant": 1})
+    schedule("tests.testapp.tasks.increment")
+    # The rate's count: PostgreSQL's conditional upsert; SQLite's trigger, in the claim.
+    with django_assert_num_queries(2 if on_postgres() else 1):
+        assert claim().rate_key is not None
+    with django_assert_num_queries(1):  # a concurrency limit is a filter of the claim
+        assert claim().concurrency_key == "tenant:1"
+    with django_assert_num_queries(1):
+        assert claim().name == "tests.testapp.tasks.increment"
+
+
+@pytest.mark.skipif(not on_postgres(), reason="SQLite's claims are serialized by its writer")
+def test_a_claim_that_loses_the_windows_last_start_gives_the_job_back(monkeypatch):
+    first, second = (schedule(flow_jobs.twice_an_hour, [n]) for n in (1, 2))
+    assert claim().pk == first.pk
+    plain_claim = Dialect.claim
+
+    def racing(self, *args, **kwargs):
+        job = plain_claim(self, *args, **kwargs)
+        if job is not None:  # another worker counts the window's last start meanwhile
+            RateCount.objects.update(starts=F("starts") + 1)
+        return job
+
+    monkeypatch.setattr(Dialect, "claim", racing)
+    assert claim() is None
+    second.refresh_from_db()
+    assert (second.status, second.attempts) == (Status.QUEUED, 0)
+    assert second.run_after > dialect("default").database_now()  # the next window
+    assert RateCount.objects.get().starts == 2  # never more than the limit
