@@ -9,7 +9,7 @@ from typing import Any
 from .callables import job
 from .metrics import active_counts
 from .models import FINISHED, Job, JobError, Status, Worker
-from .sql import database_now
+from .sql import database_now, dialect
 from .unique import prune_windows
 
 THROUGHPUT_WINDOW = timedelta(minutes=10)
@@ -68,7 +68,8 @@ def purge(older_than: timedelta, *, include_failed: bool = False, using: str = "
     """Delete finished jobs (and their errors) that finished more than ``older_than`` ago.
 
     Worker rows of workers that stopped or were found dead that long ago go too, and
-    every closed ``unique_for`` window (``unique.prune_windows()``), however recently closed.
+    every closed ``unique_for`` window (``unique.prune_windows()``) and the counts of
+    ended rate windows, however recently closed.
     """
     statuses = [Status.SUCCEEDED, Status.CANCELLED] + ([Status.FAILED] if include_failed else [])
     cutoff = database_now(using) - older_than
@@ -82,6 +83,7 @@ def purge(older_than: timedelta, *, include_failed: bool = False, using: str = "
     workers.filter(stopped_at__lt=cutoff).delete()
     workers.filter(lost_at__lt=cutoff).delete()
     prune_windows(using, PURGE_BATCH)
+    dialect(using).prune_rate_counts(PURGE_BATCH)
     return deleted
 
 

@@ -12,11 +12,12 @@ CREATE TRIGGER async_queue_job_rate_start AFTER UPDATE OF status ON async_queue_
 WHEN NEW.status = 'running' AND OLD.status = 'queued' AND NEW.rate_key IS NOT NULL
     AND NEW.rate_period > 0
 BEGIN
-    INSERT INTO async_queue_ratecount ("key", "window", starts)
+    INSERT INTO async_queue_ratecount ("key", "window", starts, period)
     VALUES (
         NEW.rate_key,
         CAST(((JULIANDAY(NEW.started_at) - 2440587.5) * 86400.0) / NEW.rate_period AS BIGINT),
-        1
+        1,
+        NEW.rate_period
     )
     ON CONFLICT ("key", "window") DO UPDATE SET starts = starts + 1;
 END;
@@ -51,6 +52,12 @@ class Migration(migrations.Migration):
                 ("key", models.CharField(max_length=255)),
                 ("window", models.BigIntegerField()),
                 ("starts", models.PositiveIntegerField(default=0)),
+                (
+                    "period",
+                    models.FloatField(
+                        help_text="Seconds; the window ends at (window + 1) * period."
+                    ),
+                ),
             ],
         ),
         migrations.AddField(

@@ -15,6 +15,7 @@ class RateCount(models.Model):
     key = models.CharField(max_length=255)
     window = models.BigIntegerField()
     starts = models.PositiveIntegerField(default=0)
+    period = models.FloatField(help_text="Seconds; the window ends at (window + 1) * period.")
 
     class Meta:
         constraints = [

@@ -25,7 +25,7 @@ from django.db.models.functions import Now
 from ..conf import LEASE_BEATS, queue_settings
 from ..limits import queue_limits
 from ..models import Job, Progress, Worker, WorkerMode
-from .claims import ClaimShape, claim_params, claim_sql, complete_sql
+from .claims import ClaimShape, claim_params, claim_sql, complete_sql, prune_rate_counts_sql
 
 if TYPE_CHECKING:
     from django.db.models import Lookup
@@ -212,6 +212,18 @@ class Dialect(abc.ABC):
             prefix,
             queue_limits(),
         )
+
+    def prune_rate_counts(self, batch: int = 2000) -> int:
+        """Delete the rate counts of windows that have ended; returns how many."""
+        sql = prune_rate_counts_sql(self.claim_shape(False, 0, False))
+        deleted = 0
+        while True:
+            with self.connection.cursor() as cursor:
+                cursor.execute(sql, [batch])
+                count = cursor.rowcount
+            deleted += count
+            if count < batch:
+                return deleted
 
     def wake_workers(self) -> None:  # noqa: B027 (optional hook)
         """Wake the idle workers at once (where they sleep on a notification)."""

@@ -149,8 +149,9 @@ def count_start_sql(shape: ClaimShape) -> str:
     window = "CAST({} AS BIGINT)".format(shape.floor.format(f"{epoch} / {table}.rate_period"))
     key, slot = quote("key"), quote("window")
     return (
-        f"INSERT INTO {rates} ({key}, {slot}, starts) "
-        f"SELECT rate_key, {window}, 1 FROM {table} WHERE id = %s AND rate_key IS NOT NULL "
+        f"INSERT INTO {rates} ({key}, {slot}, starts, period) "
+        f"SELECT rate_key, {window}, 1, rate_period FROM {table} "
+        f"WHERE id = %s AND rate_key IS NOT NULL "
         f"ON CONFLICT ({key}, {slot}) DO UPDATE SET starts = {rates}.starts + 1 "
         f"WHERE {rates}.starts < %s RETURNING starts"
     )
@@ -180,3 +181,12 @@ def complete_sql(now: str, quote: Callable[[str], str], progress: bool) -> str:
         f"result = %s, finished_at = {now}{progress_sql} "
         f"WHERE id = %s AND status = '{Status.RUNNING}' AND attempts = %s AND worker = %s"
     )
+
+
+@functools.lru_cache(maxsize=8)
+def prune_rate_counts_sql(shape: ClaimShape) -> str:
+    """Delete up to %s counts of windows that have ended."""
+    quote = shape.quote
+    rates = quote(RateCount._meta.db_table)
+    ended = f"({quote('window')} + 1) * period <= {shape.epoch}"
+    return f"DELETE FROM {rates} WHERE id IN (SELECT id FROM {rates} WHERE {ended} LIMIT %s)"

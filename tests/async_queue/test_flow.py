@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.core.checks import run_checks
 from django.db import connection, connections
@@ -10,6 +12,7 @@ from django.test import override_settings
 
 from async_queue import Job, ScheduleError, Status, job, schedule
 from async_queue.limits import Rate, next_window, parse_rate, slot_groups
+from async_queue.maintenance import purge
 from async_queue.models import RateCount
 from async_queue.sql import dialect
 from async_queue.sql.base import Dialect
@@ -246,3 +249,13 @@ def test_a_claim_that_loses_the_windows_last_start_gives_the_job_back(monkeypatc
     assert (second.status, second.attempts) == (Status.QUEUED, 0)
     assert second.run_after > dialect("default").database_now()  # the next window
     assert RateCount.objects.get().starts == 2  # never more than the limit
+
+
+def test_purge_deletes_the_counts_of_ended_windows():
+    schedule(flow_jobs.twice_an_hour)
+    assert claim() is not None
+    RateCount.objects.create(key="old", window=1, starts=3, period=60.0)
+    purge(timedelta(days=1))
+    assert list(RateCount.objects.values_list("key", flat=True)) == [
+        "tests.testapp.flow_jobs.twice_an_hour"
+    ]
