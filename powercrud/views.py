@@ -34,6 +34,8 @@ from django.db import models, router, transaction
 from django.db.models.deletion import ProtectedError, RestrictedError
 from django.forms import BaseForm, ModelForm
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
+from django.template import TemplateDoesNotExist
+from django.template.loader import get_template
 from django.template.response import TemplateResponse
 from django.urls import URLPattern
 from django.utils.cache import patch_vary_headers
@@ -55,6 +57,8 @@ from .roles import PowerRole, permission_action
 from .roles import get_power_urls as power_urls
 
 ACTIONS = ("view", "add", "change", "delete")
+DEFAULT_BASE = "base.html"
+FALLBACK_BASE = "powercrud/base.html"
 FRAGMENTS = {
     Role.LIST: "results",
     Role.DETAIL: "detail",
@@ -83,10 +87,25 @@ class PowerCRUDView(BulkMixin, ListMixin, CheckedView, CRUDView):
     configuration problems (the system checks run it for every routed view).
     """
 
-    #: The template the pages extend; it must have a ``content`` block.
-    base_template: str = "base.html"
+    #: The template the pages extend; it must have ``title`` and ``content`` blocks. A
+    #: project without a ``base.html`` gets powercrud's plain frame (``get_base_template``).
+    base_template: str = DEFAULT_BASE
     #: Whether the pages load the vendored htmx (turn off if ``base_template`` does).
     include_htmx: bool = True
+
+    def get_base_template(self) -> str:
+        """The template the pages extend: ``base_template``, or ``powercrud/base.html``.
+
+        The fallback serves when ``base_template`` is the default, ``base.html``, and the
+        project has none (as a new ``startproject`` has not), so the pages still render.
+        """
+        if self.base_template != DEFAULT_BASE:
+            return self.base_template
+        try:
+            get_template(DEFAULT_BASE)
+        except TemplateDoesNotExist:
+            return FALLBACK_BASE
+        return DEFAULT_BASE
 
     # -- routing ---------------------------------------------------------------------
 
