@@ -6,6 +6,10 @@ from powercrud.views import PowerCRUDView
 
 from .models import Author, BigBook, Book
 
+# 100 rows or more (powercrud's default threshold) are edited by a job, paced so that
+# its progress modal has something to show (library.tasks.PacedBulkEdit).
+PACED_BULK_EDIT = "library.tasks.paced_bulk_edit"
+
 
 class AuthorView(PowerCRUDView):
     model = Author
@@ -27,6 +31,7 @@ class BookView(PowerCRUDView):
         "tags": ["exact"],
     }
     bulk_fields = ["status", "author", "price", "tags"]
+    bulk_edit_job = PACED_BULK_EDIT
 
 
 class BigBookView(PowerCRUDView):
@@ -36,6 +41,7 @@ class BigBookView(PowerCRUDView):
     filterset_fields = {"title": ["icontains"], "status": ["exact"], "author": ["exact"]}
     ordering = ["-published"]
     bulk_fields = ["status", "price", "author"]
+    bulk_edit_job = PACED_BULK_EDIT
 
 
 urlpatterns = [*AuthorView.get_urls(), *BookView.get_urls(), *BigBookView.get_urls()]

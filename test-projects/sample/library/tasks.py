@@ -1,4 +1,4 @@
-"""Demo job functions: quick, slow, flaky and failing ones.
+"""Demo job functions: quick, slow, flaky and failing ones, and the CRUD pages' bulk edit.
 
 Arguments are plain JSON values (ids, numbers); each job loads what it needs.
 """
@@ -9,9 +9,11 @@ import time
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Avg, Count
 
 import async_queue
+from powercrud.jobs import BulkEdit
 
 from .models import Author, Book
 
@@ -55,7 +57,12 @@ def reprice_books(percent: int, seconds: float = 20) -> dict[str, Any]:
     }
 
 
-@async_queue.job
+# Retried every 3 seconds (no jitter), so the retries can be watched on the job's page.
+@async_queue.job(
+    max_attempts=3,
+    retry_on=ConnectionError,
+    backoff=async_queue.Exponential(base=3, factor=1, jitter=0),
+)
 def flaky_import(fail_times: int = 2) -> str:
     """A job that fails its first ``fail_times`` attempts, as if upstream were not ready yet."""
     job = async_queue.current_job()
@@ -70,3 +77,31 @@ def flaky_import(fail_times: int = 2) -> str:
 def always_fails() -> None:
     """A job that fails on every attempt, so it ends ``failed``."""
     raise ValueError("this demo job always fails")
+
+
+class PacedBulkEdit(BulkEdit):
+    """powercrud's bulk edit, stretched in a worker to take ``DEMO_BULK_SECONDS`` in all.
+
+    A real bulk edit of a few thousand rows is over in a fraction of a second, before
+    the progress modal has polled twice; the demo paces it so there is progress to
+    watch. In the request (below the view's ``bulk_async_threshold``) it is not slowed.
+    """
+
+    reached = 0
+
+    def progress(self, done: int, total: int, message: str) -> None:
+        super().progress(done, total, message)
+        if total and async_queue.current_job() is not None:
+            time.sleep(settings.DEMO_BULK_SECONDS * max(done - self.reached, 0) / total)
+            self.reached = done
+
+
+@async_queue.job
+def paced_bulk_edit(
+    model: str,
+    pks: list[str],
+    changes: dict[str, Any] | None = None,
+    m2m: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The demo's bulk edit (``bulk_edit_job`` of the CRUD views): ``PacedBulkEdit``."""
+    return PacedBulkEdit(model, pks, changes, m2m).run()

@@ -14,7 +14,7 @@ class Command(BaseCommand):
     help = (
         "Report on the latest batch of demo jobs. Exits 0 once its quick and flaky jobs "
         f"succeeded and its failing job failed, {WAITING} while some are still on their way, "
-        "1 if one ended otherwise. The slow job is not waited for."
+        "1 if one ended otherwise."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
