@@ -1,7 +1,8 @@
 """The demo's home page buttons: a slow job, a failing-then-retrying job, a bulk edit.
 
-The sample project runs in a subprocess with its own settings, on a fresh SQLite
-file, with short demo durations; the jobs run in ``flush_queue`` there.
+The sample project runs in a subprocess with its own settings, on a fresh database
+(a SQLite file, or on PostgreSQL runs a database of its own), with short demo
+durations; the jobs run in ``flush_queue`` there.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import ROOT
 
@@ -18,13 +22,38 @@ SAMPLE = ROOT / "test-projects" / "sample"
 BIG_BOOKS = 150
 
 
-def test_the_home_page_buttons_start_jobs_and_say_where_to_watch_them(tmp_path: Path):
+@pytest.fixture
+def sample_database(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The environment that points the sample project at a fresh database."""
+    if os.environ.get("ASYNC_QUEUE_TEST_DB", "sqlite") != "postgres":
+        yield {"SAMPLE_DB": "sqlite", "SAMPLE_SQLITE": str(tmp_path / "sample.sqlite3")}
+        return
+    import psycopg
+
+    name = f"sample_{os.environ.get('ASYNC_QUEUE_PG_NAME', 'async_queue')}"
+    server = psycopg.connect(
+        dbname="postgres",
+        user=os.environ.get("ASYNC_QUEUE_PG_USER", "postgres"),
+        password=os.environ.get("ASYNC_QUEUE_PG_PASSWORD", ""),
+        host=os.environ.get("ASYNC_QUEUE_PG_HOST", "127.0.0.1"),
+        port=os.environ.get("ASYNC_QUEUE_PG_PORT", "5432"),
+        autocommit=True,
+    )
+    with server:
+        server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        server.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield {"SAMPLE_DB": "postgres", "SAMPLE_PG_NAME": name}
+        finally:
+            server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_the_home_page_buttons_start_jobs_and_say_where_to_watch_them(sample_database):
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "sample.settings",
         "PYTHONPATH": os.pathsep.join([str(SAMPLE), str(ROOT)]),
-        "SAMPLE_DB": "sqlite",
-        "SAMPLE_SQLITE": str(tmp_path / "sample.sqlite3"),
+        **sample_database,
         "DEMO_SLOW_SECONDS": "0.2",
         "DEMO_BULK_SECONDS": "0.2",
     }

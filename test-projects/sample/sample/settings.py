@@ -61,7 +61,7 @@ if os.environ.get("SAMPLE_DB") == "postgres":
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.postgresql",
-            "NAME": "sample",
+            "NAME": os.environ.get("SAMPLE_PG_NAME", "sample"),  # the tests use their own
             "USER": os.environ.get("ASYNC_QUEUE_PG_USER", "postgres"),
             "PASSWORD": os.environ.get("ASYNC_QUEUE_PG_PASSWORD", ""),
             "HOST": os.environ.get("ASYNC_QUEUE_PG_HOST", "127.0.0.1"),
