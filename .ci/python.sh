@@ -46,11 +46,13 @@ extras_union() {
 # Run pip quietly: its output (the build backend's warnings included) goes to
 # $venv/pip.log, and is shown only when pip fails.
 quiet_pip() {
-  local venv="$1"
+  local venv="$1" out status=0
   shift
-  if ! "$venv/bin/python" -m pip "$@" >>"$venv/pip.log" 2>&1; then
-    cat "$venv/pip.log" >&2
-    echo "pip $* failed (its output is above and in $venv/pip.log)." >&2
+  out="$("$venv/bin/python" -m pip "$@" 2>&1)" || status=$?
+  printf '%s\n' "$out" >>"$venv/pip.log"
+  if [ "$status" -ne 0 ]; then
+    printf '%s\n' "$out" >&2
+    echo "pip $* failed (its output is above, and in $venv/pip.log)." >&2
     exit 1
   fi
 }
