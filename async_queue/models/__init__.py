@@ -4,6 +4,7 @@ one) in ``job``; the rows around it in ``records``; the workers in ``workers``."
 from ..states import FINISHED, Progress, Status
 from .job import EXECUTOR, Job, JobQuerySet
 from .records import JobError, JobGroup, JobLock, PeriodicTick, UniqueWindow
+from .schedules import Schedule, ScheduleSource
 from .workers import Worker, WorkerMode
 
 __all__ = [
@@ -16,6 +17,8 @@ __all__ = [
     "JobQuerySet",
     "PeriodicTick",
     "Progress",
+    "Schedule",
+    "ScheduleSource",
     "Status",
     "UniqueWindow",
     "Worker",
