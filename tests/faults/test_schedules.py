@@ -1,4 +1,4 @@
-"""Row 32: database schedules. Real workers run each tick of a 1 s schedule in a non-UTC
+"""Row 36: database schedules. Real workers run each tick of a 1 s schedule in a non-UTC
 zone once, follow an edit and a disable without a restart; a DST night, simulated with a
 fixed database clock and three concurrent schedulers, follows the documented rule.
 """
@@ -40,7 +40,7 @@ def gaps(moments: list[datetime]) -> set[float]:
 
 
 def test_three_workers_run_each_tick_of_a_one_second_zoned_schedule_once(start_worker):
-    """Row 32: 3 workers, `* * * * * *` in Asia/Kathmandu: every tick once, none missed;
+    """Row 36: 3 workers, `* * * * * *` in Asia/Kathmandu: every tick once, none missed;
     retimed to every 2 s and then disabled while they run, both followed without a restart."""
     wanted = int(size(10, 30))
     schedule = Schedule.objects.create(
@@ -81,7 +81,7 @@ def test_three_workers_run_each_tick_of_a_one_second_zoned_schedule_once(start_w
     assert late == []
     lateness = [(job.started_at - job.run_after).total_seconds() for job in jobs]
     report(
-        32,
+        36,
         "database schedules: 3 workers, a 1 s schedule in a non-UTC zone",
         workers=len(workers),
         zone="Asia/Kathmandu",
@@ -156,7 +156,7 @@ def scheduler(clock: FixedClock, steps: int, barrier: threading.Barrier, errors:
 
 @override_settings(ASYNC_QUEUE=CODE_HOURLY)
 def test_dst_nights_with_a_fixed_clock_follow_the_documented_rule(monkeypatch):
-    """Row 32: a spring-forward and a fall-back night in Europe/Berlin, three schedulers."""
+    """Row 36: a spring-forward and a fall-back night in Europe/Berlin, three schedulers."""
     step = timedelta(minutes=size(5, 1))
     clock = FixedClock()
     monkeypatch.setattr(periodic, "database_now", clock)
@@ -203,7 +203,7 @@ def test_dst_nights_with_a_fixed_clock_follow_the_documented_rule(monkeypatch):
         # The code's schedule, first seen at the night's start, follows the same rule.
         assert found[night]["code"] == EXPECTED[night]["hourly"], night
     report(
-        32,
+        36,
         "database schedules: DST nights with a fixed clock (Europe/Berlin)",
         schedulers=3,
         clock_step_minutes=step.total_seconds() / 60,
