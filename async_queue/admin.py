@@ -1,4 +1,4 @@
-"""Read-only admin for jobs and their errors, with retry and cancel actions.
+"""Read-only admin for jobs and their errors, with retry and cancel actions; schedules.
 
 A job's JSON (args, kwargs, meta, result), its last error and its errors' messages and
 tracebacks are shown as the dashboard shows them (``display``): credentials redacted,
@@ -17,8 +17,10 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from .display import show_json, show_text
-from .exceptions import InvalidJobState
-from .models import Job, JobError, JobQuerySet
+from .exceptions import InvalidJobState, ScheduleError
+from .models import Job, JobError, JobQuerySet, Schedule
+from .periodic import all_periodic, run_now
+from .schedule_forms import ScheduleForm
 
 JSON_FIELDS = ("args", "kwargs", "meta", "result")
 TEXT_FIELDS = ("last_error",)
@@ -183,3 +185,104 @@ class JobErrorAdmin(ShownErrorText, admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+# -- schedules ------------------------------------------------------------------------
+#
+# Database schedules are made and edited here through ScheduleForm (only declared jobs,
+# storable arguments, a valid cron and zone). A schedule declared in code is read-only
+# but for "enabled"; its row can be deleted only once the code no longer declares it.
+
+CODE_OWNED = ("name", "function", "cron", "interval", "timezone", "queue", "priority")
+SCHEDULE_SHOWN = ("source", "since", "last_tick_at", "next_tick_at", "created_at", "updated_at")
+
+
+@admin.action(description="Run selected schedules now", permissions=["change"])
+def run_schedules_now(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Schedule]
+) -> None:
+    for schedule in queryset:
+        try:
+            job = run_now(schedule, user=request.user)
+        except ScheduleError as exc:
+            modeladmin.message_user(request, f"{schedule.name}: {exc}", messages.ERROR)
+        else:
+            modeladmin.message_user(
+                request, f"{schedule.name}: job {job.pk} queued to run now.", messages.SUCCESS
+            )
+
+
+def _set_enabled(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Schedule], on: bool
+) -> None:
+    changed = 0
+    for schedule in queryset.filter(enabled=not on):
+        schedule.enabled = on
+        schedule.save(update_fields=["enabled", "updated_at"])  # starts afresh (Schedule.save)
+        changed += 1
+    verb = "Enabled" if on else "Disabled"
+    modeladmin.message_user(request, f"{verb} {changed} schedule(s).", messages.SUCCESS)
+
+
+@admin.action(description="Enable selected schedules", permissions=["change"])
+def enable_schedules(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Schedule]
+) -> None:
+    _set_enabled(modeladmin, request, queryset, True)
+
+
+@admin.action(description="Disable selected schedules", permissions=["change"])
+def disable_schedules(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Schedule]
+) -> None:
+    _set_enabled(modeladmin, request, queryset, False)
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(admin.ModelAdmin):
+    form = ScheduleForm
+    list_display = [
+        "name",
+        "source",
+        "function",
+        "timing",
+        "timezone",
+        "enabled",
+        "last_tick_at",
+        "next_tick_at",
+    ]
+    list_filter = ["source", "enabled"]
+    search_fields = ["name", "function"]
+    actions = [run_schedules_now, enable_schedules, disable_schedules]
+
+    def read_only(self, request: HttpRequest, obj: Schedule | None) -> bool:
+        return obj is not None and (obj.is_code or not self.has_change_permission(request, obj))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        if self.read_only(request, obj):
+            # Arguments shown redacted, as on a job's page; editors of a database
+            # schedule see them as they are, in the form.
+            return (*CODE_OWNED, "args_redacted", "kwargs_redacted", *SCHEDULE_SHOWN)
+        return SCHEDULE_SHOWN
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        if self.read_only(request, obj):
+            return (*CODE_OWNED, "args_redacted", "kwargs_redacted", "enabled", *SCHEDULE_SHOWN)
+        return (*ScheduleForm.Meta.fields, *SCHEDULE_SHOWN)
+
+    @admin.display(description="args")
+    def args_redacted(self, schedule: Schedule) -> SafeString:
+        return redacted_json(schedule.args)
+
+    @admin.display(description="kwargs")
+    def kwargs_redacted(self, schedule: Schedule) -> SafeString:
+        return redacted_json(schedule.kwargs)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and obj.is_code and obj.name in {e.name for e in all_periodic()}:
+            return False  # the next worker would write it again
+        return super().has_delete_permission(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
+        for schedule in queryset:
+            schedule.delete()  # with its ticks (Schedule.delete)

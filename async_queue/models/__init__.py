@@ -5,6 +5,7 @@ from ..states import FINISHED, Progress, Status
 from .flow import RateCount
 from .job import EXECUTOR, Job, JobQuerySet
 from .records import JobError, JobGroup, JobLock, PeriodicTick, UniqueWindow
+from .schedules import Schedule, ScheduleSource
 from .workers import Worker, WorkerMode
 
 __all__ = [
@@ -18,6 +19,8 @@ __all__ = [
     "PeriodicTick",
     "Progress",
     "RateCount",
+    "Schedule",
+    "ScheduleSource",
     "Status",
     "UniqueWindow",
     "Worker",
