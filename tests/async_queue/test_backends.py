@@ -1,6 +1,8 @@
 """The django.tasks backend, end to end: enqueue -> flush_queue -> get_result."""
 
 import datetime as dt
+import decimal
+import uuid
 
 import pytest
 from django.db import transaction
@@ -12,11 +14,20 @@ from django.tasks import TaskResultStatus, default_task_backend  # noqa: E402
 from django.tasks.exceptions import TaskResultDoesNotExist  # noqa: E402
 from django.tasks.signals import task_enqueued, task_finished, task_started  # noqa: E402
 
-from async_queue import Job  # noqa: E402
+from async_queue import Job, ScheduleError  # noqa: E402
+from async_queue.worker import execute  # noqa: E402
+from tests.tasks_contract import backend_tasks  # noqa: E402
 from tests.testapp import django_tasks  # noqa: E402
 from tests.testapp.models import Counter  # noqa: E402
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run(result):
+    """Run ``result``'s job as a worker would, and read the result back."""
+    execute(Job.objects.get(pk=int(result.id)))
+    result.refresh()
+    return result
 
 
 def test_backend_declares_what_it_supports():
@@ -151,3 +162,43 @@ def test_aenqueue_and_aget_result():
     assert result.id
     assert fetched.status == TaskResultStatus.READY
     assert fetched.args == [4, 5]
+
+
+def test_arguments_are_held_to_djangos_contract():
+    """Django's normalize_json: its TypeError, which is also a ScheduleError naming the
+    element; nothing written. What it accepts is what the task receives."""
+    refused = {
+        "a datetime": ((dt.datetime(2025, 1, 1),), {}, "args[0]"),
+        "a date": ((), {"when": dt.date(2025, 1, 1)}, "kwargs['when']"),
+        "a Decimal": ((decimal.Decimal("1.5"),), {}, "args[0]"),
+        "a UUID": ((), {"ids": [uuid.uuid4()]}, "kwargs['ids'][0]"),
+        "a set": ((), {"tags": {"a"}}, "Pass a list instead"),
+    }
+    for label, (args, kwargs, named) in refused.items():
+        with pytest.raises(TypeError, match="Unsupported type") as caught:
+            backend_tasks.echo.enqueue(*args, **kwargs)
+        assert isinstance(caught.value, ScheduleError), label
+        assert named in str(caught.value), label
+    with pytest.raises(ScheduleError, match=r"args\[0\]: Unsupported value"):
+        backend_tasks.echo.enqueue(b"\xff")
+    with pytest.raises(ScheduleError, match="nested too deeply"):
+        deep: list = []
+        for _ in range(5000):
+            deep = [deep]
+        backend_tasks.echo.enqueue(deep)
+    assert not Job.objects.exists()
+
+    result = backend_tasks.echo.enqueue((1, 2), b"bytes", key=(3,))
+    assert (result.args, result.kwargs) == ([[1, 2], "bytes"], {"key": [3]})
+    assert run(result).return_value == {
+        "args": [[1, 2], "bytes"],
+        "kwargs": {"key": [3]},
+        "types": ["list", "str", "list"],
+    }
+
+
+def test_return_values_are_held_to_djangos_contract():
+    assert run(backend_tasks.returns_tuple.enqueue()).return_value == [1, "two"]
+    result = run(backend_tasks.returns_datetime.enqueue())
+    assert result.errors[0].exception_class is TypeError
+    assert "Unsupported type" in result.errors[0].traceback

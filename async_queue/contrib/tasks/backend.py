@@ -12,6 +12,8 @@ rules hold: inside a transaction the row is written when it commits (and never
 if it rolls back), and the returned ``TaskResult``'s ``id`` is set then;
 ``"ON_COMMIT": False`` writes it at once in the caller's transaction.
 ``flush_queue`` runs them, ``async def`` tasks included, in the job's transaction.
+Arguments and return values are held to Django's ``normalize_json`` contract
+(``values``, ``runner``), before ``schedule()``'s own conversion.
 Django's priorities (-100..100) map to the queue's as they are.
 
 ``get_result(id)`` reads the row: READY (queued), RUNNING, SUCCESSFUL, FAILED
@@ -36,6 +38,7 @@ from ...models import Job, Status
 from ...scheduling import schedule
 from ...signals import job_cancelled, job_failed, job_started, job_succeeded
 from .runner import META_KEY, backend_of
+from .values import normalized_arguments
 
 STATUS: dict[str, TaskResultStatus] = {
     Status.QUEUED: TaskResultStatus.READY,
@@ -55,12 +58,13 @@ class QueueBackend(BaseTaskBackend):
 
     def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
         self.validate_task(task)
+        args, kwargs = normalized_arguments(args, kwargs)
         using = self.options.get("DATABASE") or router.db_for_write(Job)
         on_commit = self.options.get("ON_COMMIT", True)
         job = schedule(
             task.module_path,
-            list(args),
-            dict(kwargs),
+            args,
+            kwargs,
             run_after=task.run_after,
             priority=task.priority,
             queue=task.queue_name,

@@ -44,11 +44,20 @@ def task_context(job: Job | None, task: Any) -> Any:
 
 
 def task_runner(task: Any) -> Callable[..., Any]:
-    """A plain callable that runs ``task`` (with its context if it takes one)."""
+    """A plain callable that runs ``task`` (with its context if it takes one).
+
+    Its return value is held to Django's contract, as Django's immediate backend
+    holds it: ``normalize_json`` makes it JSON types (a tuple a list), and a value
+    it refuses fails the task with its ``TypeError`` ("Unsupported type: ...").
+    """
 
     def run(*args: Any, **kwargs: Any) -> Any:
+        from django.utils.json import normalize_json  # Django 6.0+, as tasks are
+
         if task.takes_context:
-            return task.call(task_context(current_job(), task), *args, **kwargs)
-        return task.call(*args, **kwargs)
+            value = task.call(task_context(current_job(), task), *args, **kwargs)
+        else:
+            value = task.call(*args, **kwargs)
+        return normalize_json(value)
 
     return run
