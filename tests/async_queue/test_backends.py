@@ -3,6 +3,7 @@
 import datetime as dt
 import decimal
 import uuid
+from types import SimpleNamespace
 
 import pytest
 from django.db import transaction
@@ -14,13 +15,43 @@ from django.tasks import TaskResultStatus, default_task_backend  # noqa: E402
 from django.tasks.exceptions import TaskResultDoesNotExist  # noqa: E402
 from django.tasks.signals import task_enqueued, task_finished, task_started  # noqa: E402
 
-from async_queue import Job, ScheduleError  # noqa: E402
+from async_queue import Job, ScheduleError, cancel  # noqa: E402
 from async_queue.worker import execute  # noqa: E402
 from tests.tasks_contract import backend_tasks  # noqa: E402
 from tests.testapp import django_tasks  # noqa: E402
 from tests.testapp.models import Counter  # noqa: E402
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+BACKEND = "async_queue.backends.QueueBackend"
+
+
+def backend_settings(settings, **options):
+    """TASKS with this backend and ``options``."""
+    settings.TASKS = {"default": {"BACKEND": BACKEND, "QUEUES": ["default", "mail"], **options}}
+
+
+@pytest.fixture
+def signals():
+    """Every django.tasks signal sent meanwhile, as ``(name, status, result)``."""
+    seen = []
+
+    def record(name):
+        def receiver(sender, task_result, **kwargs):
+            seen.append((name, task_result.status, task_result))
+
+        return receiver
+
+    receivers = {
+        task_enqueued: record("enqueued"),
+        task_started: record("started"),
+        task_finished: record("finished"),
+    }
+    for signal, receiver in receivers.items():
+        signal.connect(receiver)
+    yield seen
+    for signal, receiver in receivers.items():
+        signal.disconnect(receiver)
 
 
 def run(result):
@@ -200,5 +231,69 @@ def test_arguments_are_held_to_djangos_contract():
 def test_return_values_are_held_to_djangos_contract():
     assert run(backend_tasks.returns_tuple.enqueue()).return_value == [1, "two"]
     result = run(backend_tasks.returns_datetime.enqueue())
+    assert result.status == TaskResultStatus.FAILED
     assert result.errors[0].exception_class is TypeError
     assert "Unsupported type" in result.errors[0].traceback
+
+
+def test_a_task_fails_on_its_first_exception_by_default(signals, caplog):
+    result = django_tasks.explode.enqueue()
+    assert Job.objects.get(pk=int(result.id)).max_attempts == 1
+    with caplog.at_level("INFO", logger="django.tasks"):
+        run(result)
+    assert result.status == TaskResultStatus.FAILED
+    assert [e.exception_class for e in result.errors] == [ValueError]
+    assert [(name, status) for name, status, _ in signals] == [
+        ("enqueued", TaskResultStatus.READY),
+        ("started", TaskResultStatus.RUNNING),
+        ("finished", TaskResultStatus.FAILED),
+    ]
+    finished = signals[-1][2]
+    assert finished.finished_at == result.finished_at is not None
+    assert finished.errors == result.errors
+    failed = [r for r in caplog.records if r.levelname == "ERROR" and r.name == "django.tasks"]
+    assert len(failed) == 1
+    assert f"id={result.id}" in failed[0].getMessage()
+    assert "state=FAILED" in failed[0].getMessage()
+    assert "task exploded" in str(failed[0].exc_info[1])
+
+
+def test_more_attempts_come_from_the_task_its_declaration_or_the_option(settings, signals):
+    backend = default_task_backend
+    assert backend.max_attempts(SimpleNamespace(func=len, max_attempts=4)) == 4
+    assert backend.max_attempts(backend_tasks.declared_twice) == 2
+    assert backend.max_attempts(backend_tasks.fails) == 1
+
+    backend_settings(settings, OPTIONS={"MAX_ATTEMPTS": 3})
+    assert default_task_backend.max_attempts(backend_tasks.declared_twice) == 2  # declared wins
+    result = backend_tasks.fails.enqueue()
+    job = Job.objects.get(pk=int(result.id))
+    assert job.max_attempts == 3
+    declared = Job.objects.get(pk=int(backend_tasks.declared_twice.enqueue().id))
+    assert (declared.max_attempts, declared.timeout) == (2, 30)
+
+    # A failure with attempts left is READY again, and nothing is finished.
+    run(result)
+    assert result.status == TaskResultStatus.READY
+    assert len(result.errors) == 1
+    assert "finished" not in [name for name, *_ in signals]
+    for _ in range(2):
+        Job.objects.filter(pk=job.pk).update(run_after=timezone.now())
+        run(result)
+    assert result.status == TaskResultStatus.FAILED
+    assert len(result.errors) == 3
+    assert len(result.worker_ids) == 3
+    assert [status for name, status, _ in signals if name == "finished"] == ["FAILED"]
+
+
+def test_task_finished_is_sent_for_success_and_for_a_cancellation(signals):
+    done = run(django_tasks.add.enqueue(1, 2))
+    cancelled = django_tasks.add.enqueue(3, 4)
+    cancel(Job.objects.get(pk=int(cancelled.id)))
+    finished = [(status, sent.id) for name, status, sent in signals if name == "finished"]
+    assert finished == [("SUCCESSFUL", done.id), ("FAILED", cancelled.id)]
+    cancelled.refresh()
+    assert cancelled.status == TaskResultStatus.FAILED
+    assert cancelled.errors == []
+    assert signals[2][2].return_value == 3
+    assert signals[2][2].finished_at == done.finished_at

@@ -3,7 +3,7 @@
     TASKS = {"default": {
         "BACKEND": "async_queue.contrib.tasks.QueueBackend",  # or async_queue.backends.QueueBackend
         "QUEUES": ["default", "mail"],          # optional: the queue names tasks may use
-        "OPTIONS": {"ON_COMMIT": True, "DATABASE": None},
+        "OPTIONS": {"MAX_ATTEMPTS": 1, "ON_COMMIT": True, "DATABASE": None},
     }}
 
 ``@task`` functions' ``.enqueue()``, ``.aenqueue()`` and ``.using(priority=,
@@ -13,7 +13,10 @@ if it rolls back), and the returned ``TaskResult``'s ``id`` is set then;
 ``"ON_COMMIT": False`` writes it at once in the caller's transaction.
 ``flush_queue`` runs them, ``async def`` tasks included, in the job's transaction.
 Arguments and return values are held to Django's ``normalize_json`` contract
-(``values``, ``runner``), before ``schedule()``'s own conversion.
+(``values``, ``runner``), before ``schedule()``'s own conversion. A task fails on
+its first exception, as with Django's own backends, unless it, its function's
+``@async_queue.job(max_attempts=...)`` or the ``MAX_ATTEMPTS`` option allows more;
+``task_finished`` is sent for every final state (a cancelled task ends FAILED).
 Django's priorities (-100..100) map to the queue's as they are.
 
 ``get_result(id)`` reads the row: READY (queued), RUNNING, SUCCESSFUL, FAILED
@@ -32,7 +35,7 @@ from django.tasks.base import Task, TaskError, TaskResult
 from django.tasks.exceptions import TaskResultDoesNotExist
 from django.tasks.signals import task_enqueued, task_finished, task_started
 
-from ...callables import find
+from ...callables import declared_options, find
 from ...exceptions import JobNotAllowed
 from ...models import Job, Status
 from ...scheduling import schedule
@@ -56,11 +59,26 @@ class QueueBackend(BaseTaskBackend):
     supports_async_task = True
     stores_jobs = True  # what ``runner.backend_of`` recognises
 
+    def max_attempts(self, task: Task) -> int:
+        """The attempts ``task`` gets: the task's own ``max_attempts`` where the running
+        Django has one, else its function's ``@async_queue.job(max_attempts=...)``, else
+        the ``MAX_ATTEMPTS`` option: by default 1, so that a failure is final, as with
+        Django's own backends."""
+        declared = declared_options(task.func)
+        for value in (
+            getattr(task, "max_attempts", None),
+            declared.max_attempts if declared is not None else None,
+        ):
+            if value is not None:
+                return value
+        return self.options.get("MAX_ATTEMPTS", 1)
+
     def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
         self.validate_task(task)
         args, kwargs = normalized_arguments(args, kwargs)
         using = self.options.get("DATABASE") or router.db_for_write(Job)
         on_commit = self.options.get("ON_COMMIT", True)
+        declared = declared_options(task.func)
         job = schedule(
             task.module_path,
             args,
@@ -69,6 +87,8 @@ class QueueBackend(BaseTaskBackend):
             priority=task.priority,
             queue=task.queue_name,
             meta={META_KEY: self.alias},
+            max_attempts=self.max_attempts(task),
+            timeout=declared.timeout if declared is not None else None,
             using=using,
             on_commit=on_commit,
         )
