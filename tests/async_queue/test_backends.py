@@ -6,7 +6,7 @@ import uuid
 from types import SimpleNamespace
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 tasks_module = pytest.importorskip("django.tasks", reason="django.tasks needs Django 6.0+")
@@ -128,20 +128,69 @@ def test_task_with_context_sees_its_attempt():
     assert result.return_value == 1
 
 
-def test_enqueue_inside_a_transaction_writes_at_commit_and_rollback_writes_nothing():
+def test_enqueue_is_one_statement_in_a_transaction_or_not(django_assert_num_queries):
+    with django_assert_num_queries(1):
+        django_tasks.add.enqueue(1, 1)
     with transaction.atomic():
-        pending = django_tasks.add.enqueue(1, 1)
-        assert pending.id == ""
-        assert not Job.objects.exists()
-    assert pending.id == str(Job.objects.get().pk)
+        with django_assert_num_queries(1):
+            result = django_tasks.add.enqueue(1, 1)
+        assert result.id == str(Job.objects.latest("id").pk)
+
+
+def test_enqueue_inside_a_transaction_has_its_id_and_rolls_back_with_it(signals):
+    with transaction.atomic():
+        result = django_tasks.add.enqueue(1, 1)
+        assert result.id
+        assert result.enqueued_at is not None
+        assert default_task_backend.get_result(result.id) == result
+        assert [name for name, *_ in signals] == ["enqueued"]
 
     class Rollback(Exception):
         pass
 
     with pytest.raises(Rollback), transaction.atomic():
-        django_tasks.add.enqueue(1, 1)
+        rolled_back = django_tasks.add.enqueue(1, 1)
         raise Rollback
+    assert list(Job.objects.values_list("pk", flat=True)) == [int(result.id)]
+    with pytest.raises(TaskResultDoesNotExist):
+        default_task_backend.get_result(rolled_back.id)
+
+
+@pytest.mark.postgres
+def test_on_commit_takes_the_id_up_front_and_writes_the_row_at_commit(
+    settings, signals, django_assert_num_queries
+):
+    backend_settings(settings, OPTIONS={"ON_COMMIT": True})
+    with transaction.atomic():
+        with django_assert_num_queries(1) as captured:  # the id and the time, nothing written
+            result = django_tasks.add.enqueue(1, 2)
+        assert "nextval" in captured.captured_queries[0]["sql"]
+        assert result.id
+        assert result.enqueued_at is not None
+        assert not Job.objects.filter(pk=int(result.id)).exists()
+        assert signals == []
+    job = Job.objects.get(pk=int(result.id))
+    assert job.created_at == result.enqueued_at
+    assert [(name, sent) for name, _, sent in signals] == [("enqueued", result)]
+    assert default_task_backend.get_result(result.id) == result
+
+    with pytest.raises(ZeroDivisionError), transaction.atomic():
+        django_tasks.add.enqueue(3, 4)
+        1 / 0  # noqa: B018
     assert Job.objects.count() == 1
+    assert len(signals) == 1
+    # Outside a transaction there is no commit to wait for: written at once.
+    with django_assert_num_queries(1):
+        django_tasks.add.enqueue(5, 6)
+
+
+def test_on_commit_on_sqlite_still_writes_in_the_transaction(settings):
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite has no sequence to take an id from")
+    backend_settings(settings, OPTIONS={"ON_COMMIT": True})
+    with transaction.atomic():
+        result = django_tasks.add.enqueue(1, 2)
+        assert Job.objects.filter(pk=int(result.id)).exists()
 
 
 def test_unknown_or_malformed_ids_raise_task_result_does_not_exist():

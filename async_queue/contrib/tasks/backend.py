@@ -3,15 +3,17 @@
     TASKS = {"default": {
         "BACKEND": "async_queue.contrib.tasks.QueueBackend",  # or async_queue.backends.QueueBackend
         "QUEUES": ["default", "mail"],          # optional: the queue names tasks may use
-        "OPTIONS": {"MAX_ATTEMPTS": 1, "ON_COMMIT": True, "DATABASE": None},
+        "OPTIONS": {"MAX_ATTEMPTS": 1, "ON_COMMIT": False, "DATABASE": None},  # the defaults
     }}
 
 ``@task`` functions' ``.enqueue()``, ``.aenqueue()`` and ``.using(priority=,
-queue_name=, run_after=)`` write Job rows through ``schedule()``, so the same
-rules hold: inside a transaction the row is written when it commits (and never
-if it rolls back), and the returned ``TaskResult``'s ``id`` is set then;
-``"ON_COMMIT": False`` writes it at once in the caller's transaction.
-``flush_queue`` runs them, ``async def`` tasks included, in the job's transaction.
+queue_name=, run_after=)`` write Job rows, and ``flush_queue`` runs them,
+``async def`` tasks included, in the job's transaction. ``enqueue()`` returns a
+``TaskResult`` with its id: the row is written at once, inside the caller's
+transaction if there is one (it commits or rolls back with it, and no worker
+sees it before). ``"ON_COMMIT": True`` writes it when the transaction commits
+instead; on PostgreSQL the id is then taken from the table's sequence up front,
+on SQLite (no sequence) the row is written at once.
 Arguments and return values are held to Django's ``normalize_json`` contract
 (``values``, ``runner``), before ``schedule()``'s own conversion. A task fails on
 its first exception, as with Django's own backends, unless it, its function's
@@ -26,9 +28,10 @@ and traceback per failed attempt); ``worker_ids`` the worker of each attempt.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
-from django.db import router, transaction
+from django.db import connections, router, transaction
 from django.tasks import TaskResultStatus
 from django.tasks.backends.base import BaseTaskBackend
 from django.tasks.base import Task, TaskError, TaskResult
@@ -37,8 +40,8 @@ from django.tasks.signals import task_enqueued, task_finished, task_started
 
 from ...callables import declared_options, find
 from ...exceptions import JobNotAllowed
-from ...models import Job, Status
-from ...scheduling import schedule
+from ...models import Job, JobError, Status
+from ...scheduling import _write, build_job
 from ...signals import job_cancelled, job_failed, job_started, job_succeeded
 from .runner import META_KEY, backend_of
 from .values import normalized_arguments
@@ -76,10 +79,8 @@ class QueueBackend(BaseTaskBackend):
     def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
         self.validate_task(task)
         args, kwargs = normalized_arguments(args, kwargs)
-        using = self.options.get("DATABASE") or router.db_for_write(Job)
-        on_commit = self.options.get("ON_COMMIT", True)
         declared = declared_options(task.func)
-        job = schedule(
+        job = build_job(
             task.module_path,
             args,
             kwargs,
@@ -89,21 +90,44 @@ class QueueBackend(BaseTaskBackend):
             meta={META_KEY: self.alias},
             max_attempts=self.max_attempts(task),
             timeout=declared.timeout if declared is not None else None,
-            using=using,
-            on_commit=on_commit,
         )
-        result = self._result(task, job)
-
-        def written() -> None:
-            object.__setattr__(result, "id", str(job.pk))
-            object.__setattr__(result, "enqueued_at", job.created_at)
-            task_enqueued.send(type(self), task_result=result)
-
-        if job.pk is None:  # written when the transaction commits, by schedule()'s hook
-            transaction.on_commit(written, using=using)
+        using = self.options.get("DATABASE") or router.db_for_write(Job)
+        at_commit = self._reserve(job, using)
+        _write([job], using, on_commit=at_commit)
+        # Just written (or to be): no attempt, so no error to read.
+        result = self._result(task, job, errors=[])
+        if at_commit:
+            # After schedule()'s own hook, which writes the row.
+            transaction.on_commit(partial(self._written, job, result), using=using, robust=True)
         else:
-            written()
+            task_enqueued.send(type(self), task_result=result)
         return result
+
+    def _reserve(self, job: Job, using: str) -> bool:
+        """Whether the row waits for the caller's transaction to commit (``ON_COMMIT``).
+
+        It can only on PostgreSQL, where one statement takes the row's id from the
+        table's sequence, and the enqueue time with it, so that the ``TaskResult``
+        has both before the row exists.
+        """
+        connection = connections[using]
+        if not self.options.get("ON_COMMIT", False) or not connection.in_atomic_block:
+            return False
+        if connection.vendor != "postgresql":
+            return False  # SQLite has no sequence to take an id from: written now
+        table = connection.ops.quote_name(job._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)), STATEMENT_TIMESTAMP()",
+                [table, job._meta.pk.column],
+            )
+            job.pk, job.created_at = cursor.fetchone()
+        return True
+
+    def _written(self, job: Job, result: TaskResult) -> None:
+        if job.pk is None:  # its INSERT failed after the commit (logged by scheduling)
+            return
+        task_enqueued.send(type(self), task_result=result)
 
     def get_result(self, result_id: str) -> TaskResult:
         try:
@@ -130,16 +154,17 @@ class QueueBackend(BaseTaskBackend):
         task = task.using(priority=job.priority, queue_name=job.queue, backend=self.alias)
         return self._result(task, job)
 
-    def _result(self, task: Task, job: Job) -> TaskResult:
-        errors = list(job.errors.all()) if job.pk is not None else []
+    def _result(self, task: Task, job: Job, errors: list[JobError] | None = None) -> TaskResult:
+        if errors is None:
+            errors = list(job.errors.all())
         workers = [error.worker for error in errors]
         if job.attempts > len(errors) and job.worker:
             workers.append(job.worker)
         result: TaskResult = TaskResult(
             task=task,
-            id=str(job.pk) if job.pk is not None else "",
+            id=str(job.pk),
             status=STATUS[job.status],
-            enqueued_at=job.created_at if job.pk is not None else None,
+            enqueued_at=job.created_at,
             started_at=job.started_at,
             finished_at=job.finished_at,
             last_attempted_at=job.started_at,
