@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 tasks_module = pytest.importorskip("django.tasks", reason="django.tasks needs Django 6.0+")
@@ -94,6 +95,19 @@ def test_using_priority_queue_and_run_after():
     job = Job.objects.get(pk=int(result.id))
     assert (job.priority, job.queue, job.run_after) == (80, "mail", later)
     assert not Job.objects.due().exists()
+
+
+def test_get_result_rebuilds_the_enqueued_result_deferred_or_not(django_assert_num_queries):
+    later = timezone.now() + dt.timedelta(hours=1)
+    for task in (django_tasks.add, django_tasks.add.using(run_after=later, priority=-5)):
+        result = task.enqueue(1, 2)
+        with django_assert_num_queries(1):  # no error can exist yet: none is read
+            fetched = default_task_backend.get_result(result.id)
+        assert fetched == result
+        assert fetched.task.run_after == task.run_after
+    # Its run_after is the task's, whatever the row's becomes (a retry moves it).
+    Job.objects.filter(pk=int(result.id)).update(run_after=timezone.now())
+    assert default_task_backend.get_result(result.id).task.run_after == later
 
 
 def test_failing_task_records_errors_with_class_path_and_traceback():
@@ -193,42 +207,33 @@ def test_on_commit_on_sqlite_still_writes_in_the_transaction(settings):
         assert Job.objects.filter(pk=int(result.id)).exists()
 
 
-def test_unknown_or_malformed_ids_raise_task_result_does_not_exist():
-    for bad in ["999999", "not-a-number", "", "1.5"]:
+def test_unknown_or_malformed_ids_raise_task_result_does_not_exist(settings):
+    known = django_tasks.add.enqueue(1, 1)
+    for bad in ["999999", "not-a-number", "", "1.5", f"0{known.id}", f" {known.id}", "9" * 30]:
         with pytest.raises(TaskResultDoesNotExist):
             default_task_backend.get_result(bad)
+    with pytest.raises(TaskResultDoesNotExist):
+        default_task_backend.get_result(int(known.id))
     plain = Job.objects.create(name="tests.testapp.tasks.echo")  # not a django.tasks job
     with pytest.raises(TaskResultDoesNotExist):
         default_task_backend.get_result(str(plain.pk))
+    # A result belongs to the backend alias that enqueued it.
+    settings.TASKS = {**settings.TASKS, "other": {"BACKEND": BACKEND}}
+    from django.tasks import task_backends
+
+    with pytest.raises(TaskResultDoesNotExist, match="not a task of backend 'other'"):
+        task_backends["other"].get_result(known.id)
 
 
-def test_signals_are_sent():
-    seen = []
-
-    def record(signal_name):
-        def receiver(sender, task_result, **kwargs):
-            seen.append((signal_name, task_result.status))
-
-        return receiver
-
-    receivers = {
-        task_enqueued: record("enqueued"),
-        task_started: record("started"),
-        task_finished: record("finished"),
-    }
-    for signal, receiver in receivers.items():
-        signal.connect(receiver)
-    try:
-        result = django_tasks.add.enqueue(1, 2)
-        Job.objects.get(pk=int(result.id)).execute()
-    finally:
-        for signal, receiver in receivers.items():
-            signal.disconnect(receiver)
-    assert seen == [
+def test_signals_are_sent(signals):
+    result = django_tasks.add.enqueue(1, 2)
+    Job.objects.get(pk=int(result.id)).execute()
+    assert [(name, status) for name, status, _ in signals] == [
         ("enqueued", TaskResultStatus.READY),
         ("started", TaskResultStatus.RUNNING),
         ("finished", TaskResultStatus.SUCCESSFUL),
     ]
+    assert signals[0][2] is result
 
 
 def test_aenqueue_and_aget_result():
@@ -346,3 +351,32 @@ def test_task_finished_is_sent_for_success_and_for_a_cancellation(signals):
     assert cancelled.errors == []
     assert signals[2][2].return_value == 3
     assert signals[2][2].finished_at == done.finished_at
+
+
+def test_a_worker_run_reads_only_what_the_signals_need():
+    """A first attempt that succeeds costs the backend one read (the finish time, which
+    the worker's UPDATE set without reading it back); a failure one more JOIN, no more."""
+    succeeded = django_tasks.add.enqueue(1, 2)
+    failed = django_tasks.explode.enqueue()
+    for result, expected in ((succeeded, '"async_queue_job"'), (failed, '"async_queue_joberror"')):
+        job = Job.objects.get(pk=int(result.id))
+        with CaptureQueriesContext(connection) as captured:
+            execute(job)
+        reads = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("SELECT")]
+        assert len(reads) == 1, reads
+        assert reads[0].startswith(f"SELECT {expected}"), reads
+        assert '"finished_at"' in reads[0]
+
+
+def test_due_tasks_run_by_priority_then_run_after():
+    now = timezone.now()
+    add = django_tasks.add
+    order = [
+        add.using(priority=20, run_after=now - dt.timedelta(hours=10)).enqueue(1, 0),
+        add.using(priority=10).enqueue(2, 0),
+        add.using(priority=2).enqueue(3, 0),
+        add.using(priority=-2).enqueue(4, 0),
+    ]
+    add.using(priority=10, run_after=now + dt.timedelta(hours=10)).enqueue(5, 0)
+    due = [default_task_backend.result_for(job) for job in Job.objects.due().in_claim_order()]
+    assert due == order

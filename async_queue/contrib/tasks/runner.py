@@ -12,7 +12,12 @@ from typing import Any, TypeGuard
 from ...models import Job
 from ...progress import current_job
 
+# What the backend records in a job's meta: the alias of the backend that enqueued
+# it, and the task's requested ``run_after`` (ISO 8601), which the row's own
+# ``run_after`` cannot keep (it is the database's "now" when none was asked for,
+# and moves on with each retry).
 META_KEY = "django_task_backend"
+RUN_AFTER_KEY = "django_task_run_after"
 
 
 def is_task(target: Any) -> TypeGuard[Any]:
