@@ -2,6 +2,9 @@
 
 import datetime as dt
 import decimal
+import json
+import subprocess
+import sys
 import uuid
 from types import SimpleNamespace
 
@@ -18,6 +21,7 @@ from django.tasks.signals import task_enqueued, task_finished, task_started  # n
 
 from async_queue import Job, ScheduleError, cancel  # noqa: E402
 from async_queue.worker import execute  # noqa: E402
+from tests.conftest import ROOT  # noqa: E402
 from tests.tasks_contract import backend_tasks  # noqa: E402
 from tests.testapp import django_tasks  # noqa: E402
 from tests.testapp.models import Counter  # noqa: E402
@@ -380,3 +384,53 @@ def test_due_tasks_run_by_priority_then_run_after():
     add.using(priority=10, run_after=now + dt.timedelta(hours=10)).enqueue(5, 0)
     due = [default_task_backend.result_for(job) for job in Job.objects.due().in_claim_order()]
     assert due == order
+
+
+def test_check_reports_a_missing_app_and_bad_options(settings):
+    assert default_task_backend.check() == []
+    backend_settings(
+        settings,
+        OPTIONS={"MAX_ATTEMPTS": 0, "ON_COMMIT": "yes", "DATABASE": "nowhere", "RETRIES": 3},
+    )
+    ids = sorted(message.id for message in default_task_backend.check())
+    assert ids == [f"async_queue.E05{n}" for n in (1, 2, 3, 4)]
+    for bad in (True, "3", 2**31):
+        backend_settings(settings, OPTIONS={"MAX_ATTEMPTS": bad})
+        assert [m.id for m in default_task_backend.check()] == ["async_queue.E052"]
+    backend_settings(settings, OPTIONS=[])
+    assert [m.id for m in default_task_backend.check()] == ["async_queue.E051"]
+    backend_settings(settings)
+    settings.INSTALLED_APPS = []
+    (message,) = default_task_backend.check()
+    assert message.id == "async_queue.E050"
+    assert "INSTALLED_APPS" in message.hint
+
+
+def test_a_project_without_the_app_loads_the_backend_and_is_told_what_is_missing():
+    """The backend imports no model, so ``check`` can say what is missing instead of
+    the import failing with Django's RuntimeError about the Job model."""
+    script = """
+import django
+from django.conf import settings
+
+settings.configure(
+    INSTALLED_APPS=["django.contrib.contenttypes"],
+    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+    TASKS={"default": {"BACKEND": "async_queue.backends.QueueBackend"}},
+)
+django.setup()
+import django.tasks  # registers its checks, as a project using tasks does
+from django.core import checks
+
+print(json.dumps(sorted({m.id for m in checks.run_checks()})))
+"""
+    completed = subprocess.run(
+        [sys.executable, "-c", f"import json\n{script}"],
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(completed.stdout) == ["async_queue.E050"]

@@ -23,14 +23,21 @@ contract is Django's, as its own backends keep it:
 - ``get_result(id)`` rebuilds the same ``TaskResult``: READY (queued), RUNNING,
   SUCCESSFUL, FAILED (failed or cancelled), one error per failed attempt, the
   worker of each attempt.
+
+The models and ``scheduling`` are imported when used, never when this module is
+imported: the backend must load, and ``check()`` say what is missing, in a
+project that has not installed ``async_queue``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from django.apps import apps
+from django.conf import settings
+from django.core.checks import CheckMessage, Error
 from django.db import connections, router, transaction
 from django.db.models import F
 from django.tasks import TaskResultStatus
@@ -41,13 +48,16 @@ from django.tasks.signals import task_enqueued, task_finished, task_started
 
 from ...callables import declared_options, find
 from ...exceptions import JobNotAllowed
-from ...models import Job, JobError
-from ...scheduling import _write, build_job
 from ...signals import job_cancelled, job_failed, job_started, job_succeeded
 from ...states import Status
 from .runner import META_KEY, RUN_AFTER_KEY, backend_of
 from .values import normalized_arguments
 
+if TYPE_CHECKING:
+    from ...models import Job, JobError
+
+BACKEND = "async_queue.contrib.tasks.QueueBackend"
+OPTIONS = ("DATABASE", "MAX_ATTEMPTS", "ON_COMMIT")
 MAX_ID = 2**63 - 1  # the largest id a row can have (a BigAutoField)
 
 STATUS: dict[str, TaskResultStatus] = {
@@ -67,6 +77,8 @@ class QueueBackend(BaseTaskBackend):
     stores_jobs = True  # what ``runner.backend_of`` recognises
 
     def _database(self, for_write: bool) -> str:
+        from ...models import Job
+
         route = router.db_for_write if for_write else router.db_for_read
         return self.options.get("DATABASE") or route(Job)
 
@@ -85,6 +97,8 @@ class QueueBackend(BaseTaskBackend):
         return self.options.get("MAX_ATTEMPTS", 1)
 
     def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
+        from ...scheduling import _write, build_job
+
         self.validate_task(task)
         args, kwargs = normalized_arguments(args, kwargs)
         meta = {META_KEY: self.alias}
@@ -141,6 +155,8 @@ class QueueBackend(BaseTaskBackend):
         task_enqueued.send(type(self), task_result=result)
 
     def get_result(self, result_id: str) -> TaskResult:
+        from ...models import Job
+
         # Only the id enqueue() returned: "007" or "1_000" would find another row.
         if not isinstance(result_id, str) or not result_id.isascii() or not result_id.isdigit():
             raise TaskResultDoesNotExist(result_id)
@@ -204,6 +220,70 @@ class QueueBackend(BaseTaskBackend):
             object.__setattr__(result, "_return_value", job.result)
         return result
 
+    def check(self, **kwargs: Any) -> list[CheckMessage]:
+        messages: list[CheckMessage] = list(super().check(**kwargs))
+        if not apps.is_installed("async_queue"):
+            messages.append(
+                Error(
+                    f"TASKS[{self.alias!r}] uses {BACKEND}, which stores tasks as async_queue "
+                    "jobs, but 'async_queue' is not in INSTALLED_APPS.",
+                    hint="Add 'async_queue' to INSTALLED_APPS and run migrate.",
+                    id="async_queue.E050",
+                )
+            )
+        return messages + self._option_errors()
+
+    def _option_errors(self) -> list[CheckMessage]:
+        where = f"TASKS[{self.alias!r}]['OPTIONS']"
+        options = self.options
+        if not isinstance(options, dict):
+            return [
+                Error(
+                    f"{where} must be a dict, not {type(options).__name__}.",
+                    hint=f"Known keys: {', '.join(OPTIONS)}.",
+                    id="async_queue.E051",
+                )
+            ]
+        messages: list[CheckMessage] = [
+            Error(
+                f"{where} has an unknown key {key!r}.",
+                hint=f"Known keys: {', '.join(OPTIONS)}.",
+                id="async_queue.E051",
+            )
+            for key in options
+            if key not in OPTIONS
+        ]
+        attempts = options.get("MAX_ATTEMPTS", 1)
+        if not isinstance(attempts, int) or isinstance(attempts, bool) or not 1 <= attempts < 2**31:
+            messages.append(
+                Error(
+                    f"{where}['MAX_ATTEMPTS'] must be a whole number of at least 1; "
+                    f"got {attempts!r}.",
+                    hint="1 (the default) fails a task on its first exception, as Django's own "
+                    "backends do; a task can allow more with @async_queue.job(max_attempts=N).",
+                    id="async_queue.E052",
+                )
+            )
+        if not isinstance(options.get("ON_COMMIT", False), bool):
+            messages.append(
+                Error(
+                    f"{where}['ON_COMMIT'] must be True or False; got {options['ON_COMMIT']!r}.",
+                    hint="False (the default) writes the row in the caller's transaction; True "
+                    "writes it when that transaction commits.",
+                    id="async_queue.E053",
+                )
+            )
+        database = options.get("DATABASE")
+        if database is not None and database not in settings.DATABASES:
+            messages.append(
+                Error(
+                    f"{where}['DATABASE'] is {database!r}, which is not a key of DATABASES.",
+                    hint="Name a database alias, or leave it out to use the router's choice.",
+                    id="async_queue.E054",
+                )
+            )
+        return messages
+
 
 def read_errors(job: Job, *, with_finish: bool = False) -> list[JobError]:
     """``job``'s JobErrors, read only if it can have any.
@@ -214,6 +294,8 @@ def read_errors(job: Job, *, with_finish: bool = False) -> list[JobError]:
     costs no query. ``with_finish``: the job's ``finished_at`` comes along in the
     same statement (the worker's UPDATE set it without reading it back).
     """
+    from ...models import JobError
+
     possible = job.attempts - (1 if job.status in (Status.RUNNING, Status.SUCCEEDED) else 0)
     if possible <= 0 or job.pk is None:
         return []

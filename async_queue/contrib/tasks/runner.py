@@ -1,16 +1,18 @@
 """Running a ``django.tasks`` ``Task`` as a job: its call, and its context.
 
 Needed wherever a Task object is declared at a dotted path, with or without the
-backend in ``TASKS``; so it imports neither the backend nor scheduling.
+backend in ``TASKS``; so it imports neither the backend nor scheduling, and the
+models only when a task runs (``callables`` imports this module, and the
+backend must load without the models: see ``QueueBackend.check``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard
 
-from ...models import Job
-from ...progress import current_job
+if TYPE_CHECKING:
+    from ...models import Job
 
 # What the backend records in a job's meta: the alias of the backend that enqueued
 # it, and the task's requested ``run_after`` (ISO 8601), which the row's own
@@ -58,6 +60,8 @@ def task_runner(task: Any) -> Callable[..., Any]:
 
     def run(*args: Any, **kwargs: Any) -> Any:
         from django.utils.json import normalize_json  # Django 6.0+, as tasks are
+
+        from ...progress import current_job
 
         if task.takes_context:
             value = task.call(task_context(current_job(), task), *args, **kwargs)
