@@ -1,4 +1,9 @@
-"""The django.tasks backend, end to end: enqueue -> flush_queue -> get_result."""
+"""The django.tasks backend, end to end: enqueue -> flush_queue -> get_result.
+
+Django's and django-tasks-db's own suites run against it in tests/tasks_contract;
+these are the backend's own promises on top: the statement counts, the options,
+the argument contract's errors, and the signals for every final state.
+"""
 
 import datetime as dt
 import decimal
