@@ -138,15 +138,12 @@ class QueueBackend(BaseTaskBackend):
         connection = connections[using]
         if not self.options.get("ON_COMMIT", False) or not connection.in_atomic_block:
             return False
-        if connection.vendor != "postgresql":
-            return False  # SQLite has no sequence to take an id from: written now
-        table = connection.ops.quote_name(job._meta.db_table)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, %s)), STATEMENT_TIMESTAMP()",
-                [table, job._meta.pk.column],
-            )
-            job.pk, job.created_at = cursor.fetchone()
+        from ...sql import dialect  # imports the models: only once the backend is used
+
+        reserved = dialect(using).reserve_job_id()
+        if reserved is None:
+            return False  # no sequence to take an id from (SQLite): written now
+        job.pk, job.created_at = reserved
         return True
 
     def _written(self, job: Job, result: TaskResult) -> None:
