@@ -23,12 +23,13 @@ BACKEND = "async_queue.backends.QueueBackend"
 
 # Statements of one in-process ``flush_queue`` run (``run_worker``), pinned where
 # django-tasks-db pins its worker's (8 per task, 3 with nothing to do). A run reads
-# the running jobs once (crash recovery) and ends with a claim that finds nothing.
+# the running jobs once (crash recovery) and the database schedules once (periodic
+# jobs), and ends with a claim that finds nothing.
 # A task costs its claim, its transaction (BEGIN, the fenced UPDATE, COMMIT) and the
 # backend's read of the finish time for ``task_finished``; a failing one its claim,
 # the rolled-back transaction, the failure's (BEGIN, UPDATE, the JobError, COMMIT)
 # and the backend's read of its errors (with the finish time).
-RUN_NOTHING = 2
+RUN_NOTHING = 3
 PER_TASK = 5
 PER_FAILING_TASK = 8
 RUN_ONE = RUN_NOTHING + PER_TASK
