@@ -24,7 +24,7 @@ from django.db.models import BooleanField, DateTimeField, ExpressionWrapper, Q
 from django.db.models.functions import Now
 
 from ..conf import LEASE_BEATS, queue_settings
-from ..models import Job, Progress, Status, Worker, WorkerMode
+from ..models import Job, Pause, PauseKind, Progress, Status, Worker, WorkerMode
 
 if TYPE_CHECKING:
     from django.db.models import Lookup
@@ -366,6 +366,12 @@ def _claim_sql(
             f"(NOT waits_for_group OR NOT EXISTS (SELECT 1 FROM {table} AS sibling "
             f"WHERE sibling.group_id = {table}.group_id AND sibling.id <> {table}.id "
             f"AND sibling.status IN ('{Status.QUEUED}', '{Status.RUNNING}')))",
+            # Not of a paused queue or job name (models.pauses). NOT IN over an uncorrelated
+            # subquery reads the pause table once per claim and then probes a hash
+            # (PostgreSQL) or a temporary index (SQLite) per row; the claim index's order stays.
+            f"queue NOT IN (SELECT value FROM {quote(Pause._meta.db_table)} "
+            f"WHERE kind = '{PauseKind.QUEUE}') AND name NOT IN (SELECT value FROM "
+            f"{quote(Pause._meta.db_table)} WHERE kind = '{PauseKind.NAME}')",
         ]
         if queues:
             where.append(f"queue IN ({', '.join(['%s'] * queues)})")

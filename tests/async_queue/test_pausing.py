@@ -1,0 +1,210 @@
+"""Pause and resume: the API, the claim, the commands, the admin and the dashboard."""
+
+import signal
+import time
+
+import pytest
+from django.contrib.auth.models import AnonymousUser, User
+
+import async_queue
+from async_queue import Job, JobNotAllowed, Pause, ScheduleError, Status, schedule
+from async_queue.models import PauseKind
+from async_queue.pausing import pause_job, pause_queue, paused, resume_job, resume_queue
+from async_queue.sql import dialect
+from async_queue.worker import Worker
+from tests.conftest import make_user, wait_for
+from tests.testapp import tasks
+from tests.testapp.models import Record
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ECHO = "tests.testapp.tasks.echo"
+RECORD = "tests.testapp.tasks.record"
+
+
+def drain() -> list[str]:
+    """Run what a worker would claim now; returns the labels recorded, in order."""
+    with Worker(worker_id="w") as worker:
+        worker.drain()
+    return list(Record.objects.order_by("pk").values_list("label", flat=True))
+
+
+# -- the API ------------------------------------------------------------------------------
+
+
+def test_pausing_and_resuming_a_queue_is_idempotent():
+    assert pause_queue("emails", reason="provider down") is True
+    assert pause_queue("emails", reason="another reason") is False
+    (pause,) = paused()
+    assert (pause.kind, pause.value, pause.reason) == ("queue", "emails", "provider down")
+    assert pause.paused_at is not None
+    assert resume_queue("emails") is True
+    assert resume_queue("emails") is False
+    assert paused() == []
+
+
+def test_a_job_is_paused_by_its_function_or_its_dotted_name():
+    assert pause_job(tasks.record) is True
+    assert pause_job(RECORD) is False  # the same name
+    assert [(p.kind, p.value) for p in paused()] == [("name", RECORD)]
+    assert resume_job(tasks.record) is True
+    assert not Pause.objects.exists()
+
+
+def test_paused_lists_queues_first_then_job_names():
+    pause_job(tasks.echo)
+    pause_queue("zeta")
+    pause_queue("alpha")
+    assert [(p.kind, p.value) for p in paused()] == [
+        ("queue", "alpha"),
+        ("queue", "zeta"),
+        ("name", ECHO),
+    ]
+
+
+def test_who_paused_is_recorded_and_an_anonymous_user_is_nobody():
+    alice = make_user("alice")
+    pause_queue("emails", user=alice)
+    pause_queue("reports", user=AnonymousUser())
+    by = {p.value: p.paused_by for p in paused()}
+    assert by == {"emails": alice, "reports": None}
+    with pytest.raises(ValueError, match="saved user instance"):
+        pause_queue("other", user=User(username="unsaved"))
+    with pytest.raises(ValueError, match="saved user instance"):
+        pause_queue("other", user="alice")
+
+
+@pytest.mark.parametrize(
+    ("queue", "message"),
+    [
+        ("", "is not a queue name"),
+        ("   ", "is not a queue name"),
+        (None, "is not a queue name"),
+        ("q" * 101, "queue names are at most 100"),
+    ],
+)
+def test_a_bad_queue_name_is_refused(queue, message):
+    with pytest.raises(ValueError, match=message):
+        pause_queue(queue)
+    assert not Pause.objects.exists()
+
+
+def test_a_too_long_reason_is_refused_and_nothing_is_paused():
+    with pytest.raises(ValueError, match="shorten it to at most 255"):
+        pause_queue("emails", reason="x" * 256)
+    assert not Pause.objects.exists()
+
+
+def test_only_a_declared_job_can_be_paused_by_name():
+    with pytest.raises(JobNotAllowed, match="not a declared job"):
+        pause_job(tasks.undeclared)
+    with pytest.raises(JobNotAllowed, match="not a dotted path"):
+        pause_job("send_mail")
+    with pytest.raises(ScheduleError, match=r"Cannot pause 'tests\.testapp\.tasks\.gone'.*no attr"):
+        pause_job("tests.testapp.tasks.gone")
+    with pytest.raises(JobNotAllowed, match="outside the installed apps"):
+        pause_job("os.system")
+    assert not Pause.objects.exists()
+
+
+def test_a_name_that_is_no_longer_declared_can_still_be_resumed():
+    Pause.objects.create(kind=PauseKind.NAME, value="myapp.removed.job")
+    assert resume_job("myapp.removed.job") is True
+
+
+def test_the_api_is_exported_from_the_package():
+    for name in ("pause_queue", "resume_queue", "pause_job", "resume_job", "paused", "Pause"):
+        assert name in async_queue.__all__
+        assert getattr(async_queue, name) is not None
+    assert async_queue.pause_queue is pause_queue
+
+
+# -- the claim ----------------------------------------------------------------------------
+
+
+def test_workers_claim_nothing_from_a_paused_queue_while_other_queues_run():
+    schedule(tasks.record, ["mail 1"], queue="mail")
+    schedule(tasks.record, ["default 1"])
+    pause_queue("mail")
+    assert drain() == ["default 1"]
+    mail = Job.objects.get(queue="mail")
+    assert (mail.status, mail.attempts, mail.started_at) == (Status.QUEUED, 0, None)
+    schedule(tasks.record, ["mail 2"], queue="mail")  # scheduling goes on while paused
+    assert drain() == ["default 1"]
+    resume_queue("mail")
+    assert drain() == ["default 1", "mail 1", "mail 2"]
+
+
+def test_workers_claim_nothing_of_a_paused_job_name_in_any_queue():
+    schedule(tasks.record, ["mail"], queue="mail")
+    schedule(tasks.record, ["default"])
+    other = schedule(tasks.echo, [1], queue="mail")
+    pause_job(tasks.record)
+    assert drain() == []
+    assert Job.objects.get(pk=other.pk).status == Status.SUCCEEDED
+    assert set(Job.objects.filter(name=RECORD).values_list("status", flat=True)) == {"queued"}
+    resume_job(RECORD)
+    assert sorted(drain()) == ["default", "mail"]
+
+
+def test_a_paused_job_is_skipped_in_claim_order_not_blocking_the_rest():
+    """The highest-priority job is paused: the next one is claimed instead."""
+    schedule(tasks.record, ["urgent"], queue="mail", priority=10)
+    schedule(tasks.record, ["normal"])
+    pause_queue("mail")
+    job = dialect("default").claim("w")
+    assert job is not None
+    assert job.args == ["normal"]
+
+
+def test_a_claim_with_pauses_is_still_one_statement(django_assert_num_queries):
+    pause_queue("mail")
+    pause_job(tasks.echo)
+    schedule(tasks.record, ["x"])
+    with django_assert_num_queries(1):
+        assert dialect("default").claim("w") is not None
+
+
+def test_a_running_job_finishes_when_its_queue_is_paused():
+    job = schedule(tasks.record, ["running"], queue="mail")
+    claimed = dialect("default").claim("w")
+    assert claimed is not None
+    assert claimed.pk == job.pk
+    pause_queue("mail")
+    assert Worker(worker_id="w").run(claimed).status == Status.SUCCEEDED
+    assert Job.objects.get(pk=job.pk).status == Status.SUCCEEDED
+
+
+def test_execute_runs_the_job_it_is_given_even_when_paused():
+    """Job.execute() is an explicit request for one job, not a worker looking for work."""
+    queued = schedule(tasks.record, ["by hand"], queue="mail")
+    pause_queue("mail")
+    pause_job(tasks.record)
+    assert queued.execute().status == Status.SUCCEEDED
+    assert drain() == ["by hand"]
+
+
+@pytest.mark.postgres
+def test_resuming_notifies_listening_workers_and_pausing_does_not():
+    waiter = dialect("default").waiter()
+    assert waiter.wait(0.01) is False  # now listening
+    pause_queue("mail")
+    assert waiter.wait(0.2) is False
+    resume_queue("mail")
+    assert waiter.wait(2) is True
+
+
+@pytest.mark.postgres
+def test_resume_wakes_an_idle_worker_at_once(start_worker):
+    pause_queue("mail")
+    schedule(tasks.record, ["warm-up"])
+    job = schedule(tasks.record, ["paused"], queue="mail")
+    worker = start_worker("--forever", "--sleep", "30")
+    wait_for(lambda: Record.objects.filter(label="warm-up").exists())
+    time.sleep(0.5)  # idle, listening, 30 s before its next poll
+    resumed = time.monotonic()
+    resume_queue("mail")
+    wait_for(lambda: Job.objects.get(pk=job.pk).status == Status.SUCCEEDED, timeout=10)
+    assert time.monotonic() - resumed < 5  # a poll would have taken 30 s
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait() == 0
