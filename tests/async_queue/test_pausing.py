@@ -1,10 +1,12 @@
 """Pause and resume: the API, the claim, the commands, the admin and the dashboard."""
 
+import io
 import signal
 import time
 
 import pytest
 from django.contrib.auth.models import AnonymousUser, User
+from django.core.management import CommandError, call_command
 
 import async_queue
 from async_queue import Job, JobNotAllowed, Pause, ScheduleError, Status, schedule
@@ -208,3 +210,68 @@ def test_resume_wakes_an_idle_worker_at_once(start_worker):
     assert time.monotonic() - resumed < 5  # a poll would have taken 30 s
     worker.send_signal(signal.SIGTERM)
     assert worker.wait() == 0
+
+
+# -- the commands -------------------------------------------------------------------------
+
+
+def command(*args: str) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    call_command(*args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_pause_queue_and_resume_queue_commands():
+    assert command("pause_queue", "emails", "reports", "--reason", "deploy") == (
+        "Queue 'emails' paused.\nQueue 'reports' paused.\n",
+        "",
+    )
+    assert command("pause_queue", "emails")[0] == "Queue 'emails' was paused already.\n"
+    assert command("pause_queue", "--job", RECORD)[0] == f"Job '{RECORD}' paused.\n"
+    listed = command("pause_queue", "--list")[0].splitlines()
+    assert [line.split("\t")[:2] for line in listed] == [
+        ["queue", "emails"],
+        ["queue", "reports"],
+        ["name", RECORD],
+    ]
+    assert listed[0].endswith(": deploy")
+    assert command("resume_queue", "emails", "--job", RECORD) == (
+        f"Queue 'emails' resumed.\nJob '{RECORD}' resumed.\n",
+        "",
+    )
+    assert [p.value for p in paused()] == ["reports"]
+    assert command("pause_queue", "-v", "0", "other") == ("", "")
+    assert command("resume_queue", "--all")[0] == (
+        "Queue 'other' resumed.\nQueue 'reports' resumed.\n"
+    )
+    assert command("pause_queue", "--list")[0] == "Nothing is paused.\n"
+
+
+def test_resuming_what_is_not_paused_says_so_and_shows_what_is():
+    pause_queue("emails")
+    out, err = command("resume_queue", "emial")
+    assert out == ""
+    assert err == "Not paused: queue 'emial'. Paused now: queue 'emails'.\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["pause_queue"], "Name what to pause"),
+        (["resume_queue"], "Name what to resume"),
+        (["pause_queue", "--job", "tests.testapp.tasks.undeclared"], "not a declared job"),
+        (["pause_queue", "q" * 101], "queue names are at most 100"),
+    ],
+)
+def test_the_commands_refuse_bad_input_naming_the_fix(args, message):
+    with pytest.raises(CommandError, match=message):
+        command(*args)
+    assert not Pause.objects.exists()
+
+
+def test_the_command_exits_1_on_bad_input_and_0_otherwise(manage):
+    refused = manage("pause_queue", "--job", "os.system", check=False)
+    assert refused.returncode == 1
+    assert "outside the installed apps" in refused.stderr
+    assert manage("pause_queue", "emails").returncode == 0
+    assert paused()[0].value == "emails"  # stored: it outlives the process
