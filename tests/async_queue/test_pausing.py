@@ -7,6 +7,7 @@ import time
 import pytest
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 
 import async_queue
 from async_queue import Job, JobNotAllowed, Pause, ScheduleError, Status, schedule
@@ -275,3 +276,31 @@ def test_the_command_exits_1_on_bad_input_and_0_otherwise(manage):
     assert "outside the installed apps" in refused.stderr
     assert manage("pause_queue", "emails").returncode == 0
     assert paused()[0].value == "emails"  # stored: it outlives the process
+
+
+# -- the admin ----------------------------------------------------------------------------
+
+
+def test_the_admin_adds_a_pause_as_the_signed_in_user_and_deletes_to_resume(
+    superuser_client, superuser
+):
+    add = reverse("admin:async_queue_pause_add")
+    response = superuser_client.post(add, {"kind": "queue", "value": "emails", "reason": "r"})
+    assert response.status_code == 302
+    pause = Pause.objects.get()
+    assert (pause.value, pause.paused_by) == ("emails", superuser)
+    response = superuser_client.post(add, {"kind": "name", "value": "os.system", "reason": ""})
+    assert response.status_code == 200
+    assert b"outside the installed apps" in response.content
+    response = superuser_client.post(add, {"kind": "queue", "value": "emails", "reason": ""})
+    assert b"already exists" in response.content
+    change = superuser_client.get(reverse("admin:async_queue_pause_change", args=[pause.pk]))
+    assert b'name="value"' not in change.content  # what is paused cannot change
+    assert b'name="reason"' in change.content
+    changelist = reverse("admin:async_queue_pause_changelist")
+    assert b"emails" in superuser_client.get(changelist).content
+    response = superuser_client.post(
+        changelist, {"action": "resume", "_selected_action": [pause.pk]}, follow=True
+    )
+    assert b"Resumed 1 paused queue(s) or job(s)." in response.content
+    assert not Pause.objects.exists()
