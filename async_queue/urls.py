@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import views
+from . import pause_views, views
 
 app_name = "async_queue"
 
@@ -17,4 +17,6 @@ urlpatterns = [
     path("<int:pk>/cancel/", views.CancelJobView.as_view(), name="job-cancel"),
     path("<int:pk>/delete/", views.DeleteJobView.as_view(), name="job-delete"),
     path("metrics/", views.MetricsView.as_view(), name="metrics"),
+    path("pauses/", pause_views.PauseView.as_view(), name="pause"),
+    path("pauses/<int:pk>/resume/", pause_views.ResumeView.as_view(), name="resume"),
 ]

@@ -7,6 +7,9 @@ import time
 import pytest
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 import async_queue
@@ -15,7 +18,7 @@ from async_queue.models import PauseKind
 from async_queue.pausing import pause_job, pause_queue, paused, resume_job, resume_queue
 from async_queue.sql import dialect
 from async_queue.worker import Worker
-from tests.conftest import make_user, wait_for
+from tests.conftest import login, make_user, wait_for
 from tests.testapp import tasks
 from tests.testapp.models import Record
 
@@ -304,3 +307,123 @@ def test_the_admin_adds_a_pause_as_the_signed_in_user_and_deletes_to_resume(
     )
     assert b"Resumed 1 paused queue(s) or job(s)." in response.content
     assert not Pause.objects.exists()
+
+
+# -- the dashboard ------------------------------------------------------------------------
+
+LIST = "/jobs/"
+RESUME_BUTTON = 'value="resume"'
+
+
+def pause_url() -> str:
+    return reverse("async_queue:pause")
+
+
+def resume_url(pause: Pause) -> str:
+    return reverse("async_queue:resume", args=[pause.pk])
+
+
+def test_every_dashboard_user_sees_what_is_paused_but_not_by_whom(user_client):
+    pause_queue("emails", reason="provider down", user=make_user("ops"))
+    content = user_client.get(LIST).content.decode()
+    assert "Queue <code>emails</code> is paused" in content
+    assert "provider down" in content
+    assert "by ops" not in content
+    assert RESUME_BUTTON not in content
+    assert "Pause a queue or a job" not in content
+
+
+def test_staff_without_permissions_see_who_paused_but_may_not_act(staff_client):
+    pause_queue("emails", user=make_user("ops"))
+    content = staff_client.get(LIST).content.decode()
+    assert "by ops" in content
+    assert RESUME_BUTTON not in content
+    assert "Pause a queue or a job" not in content
+    pause = Pause.objects.get()
+    assert staff_client.post(pause_url(), {"kind": "queue", "value": "x"}).status_code == 403
+    assert staff_client.post(resume_url(pause)).status_code == 403
+    assert [p.value for p in paused()] == ["emails"]
+
+
+def test_a_superuser_pauses_and_resumes_from_the_dashboard(superuser_client, superuser):
+    assert "Pause a queue or a job" in superuser_client.get(LIST).content.decode()
+    response = superuser_client.post(
+        pause_url(),
+        {"kind": "queue", "value": "emails", "reason": "deploy", "next": f"{LIST}?status=queued"},
+        follow=True,
+    )
+    assert response.redirect_chain == [(f"{LIST}?status=queued", 302)]
+    content = response.content.decode()
+    assert "Queue &#x27;emails&#x27; paused: workers start none of its jobs" in content
+    assert "Queue <code>emails</code> is paused" in content
+    pause = Pause.objects.get()
+    assert (pause.paused_by, pause.reason) == (superuser, "deploy")
+    again = superuser_client.post(pause_url(), {"kind": "queue", "value": "emails"}, follow=True)
+    assert "was paused already" in again.content.decode()
+    response = superuser_client.post(resume_url(pause), {"next": LIST}, follow=True)
+    assert "Queue &#x27;emails&#x27; resumed" in response.content.decode()
+    assert not Pause.objects.exists()
+    late = superuser_client.post(resume_url(pause), follow=True)  # another tab resumed it
+    assert "That pause was resumed already." in late.content.decode()
+
+
+def test_a_bad_pause_from_the_dashboard_is_explained_and_writes_nothing(superuser_client):
+    for data, message in [
+        ({"kind": "name", "value": "os.system"}, "outside the installed apps"),
+        ({"kind": "queue", "value": ""}, "Name: This field is required."),
+        ({"kind": "bogus", "value": "x"}, "Select a valid choice."),
+    ]:
+        response = superuser_client.post(pause_url(), data, follow=True)
+        content = response.content.decode()
+        assert "Nothing was paused." in content
+        assert message in content, content
+    assert not Pause.objects.exists()
+
+
+def test_pausing_and_resuming_need_their_own_permissions(client):
+    pauser = login(Client(), make_user("pauser", "async_queue.add_pause"))
+    resumer = login(Client(), make_user("resumer", "async_queue.delete_pause"))
+    page = pauser.get(LIST).content.decode()
+    assert "Pause a queue or a job" in page
+    assert pauser.post(pause_url(), {"kind": "name", "value": RECORD}).status_code == 302
+    pause = Pause.objects.get()
+    assert RESUME_BUTTON not in pauser.get(LIST).content.decode()
+    assert pauser.post(resume_url(pause)).status_code == 403
+    page = resumer.get(LIST).content.decode()
+    assert RESUME_BUTTON in page
+    assert "Pause a queue or a job" not in page
+    assert resumer.post(pause_url(), {"kind": "queue", "value": "x"}).status_code == 403
+    assert resumer.post(resume_url(pause)).status_code == 302
+    assert not Pause.objects.exists()
+
+
+def test_pause_and_resume_are_post_only_signed_in_and_csrf_checked(superuser):
+    pause = Pause.objects.create(kind=PauseKind.QUEUE, value="emails")
+    anonymous = Client()
+    for url in (pause_url(), resume_url(pause)):
+        response = anonymous.post(url, {"kind": "queue", "value": "x"})
+        assert response.status_code == 302
+        assert "/login/" in response["Location"]
+        assert login(Client(), superuser).get(url).status_code == 405
+        strict = login(Client(enforce_csrf_checks=True), superuser)
+        assert strict.post(url, {"kind": "queue", "value": "x"}).status_code == 403
+    assert [p.value for p in paused()] == ["emails"]
+
+
+def test_an_outside_next_url_is_not_followed(superuser_client):
+    response = superuser_client.post(
+        pause_url(), {"kind": "queue", "value": "emails", "next": "https://evil.example/"}
+    )
+    assert response["Location"] == reverse("async_queue:job-list")
+
+
+def test_the_job_list_costs_one_query_more_for_the_pauses(superuser_client):
+    schedule(tasks.echo)
+    pause_queue("emails")
+    pause_job(tasks.record)
+    with CaptureQueriesContext(connection) as queries:
+        superuser_client.get(LIST)
+    pause_queries = [q for q in queries.captured_queries if "async_queue_pause" in q["sql"]]
+    assert len(pause_queries) == 1
+    fragment = superuser_client.get(LIST, headers={"HX-Request": "true"})
+    assert b"aq-pauses" not in fragment.content  # the htmx results alone do not repeat it
