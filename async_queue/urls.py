@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import schedule_views, views
+from . import pause_views, schedule_views, views
 
 app_name = "async_queue"
 
@@ -31,4 +31,6 @@ urlpatterns = [
         name="schedule-disable",
     ),
     path("schedules/<int:pk>/run/", schedule_views.RunScheduleView.as_view(), name="schedule-run"),
+    path("pauses/", pause_views.PauseView.as_view(), name="pause"),
+    path("pauses/<int:pk>/resume/", pause_views.ResumeView.as_view(), name="resume"),
 ]
