@@ -11,9 +11,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
 from async_queue.exceptions import WorkerAborted
+from async_queue.models import JobError
 from async_queue.pool import Pool, worker_command
 from async_queue.states import Outcome
 from async_queue.worker import Worker
+
+# The exit status after a second signal (or the end of --grace) aborted the running job.
+EXIT_ABORTED = 1
 
 # The least level of the records the command's own handler shows, by verbosity (-v 0:
 # none; -v 3: DEBUG).
@@ -58,6 +62,22 @@ def command_logging(verbosity: int, stream: TextIO) -> Iterator[None]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(previous)
+
+
+WORKER_ABORTED = f"{WorkerAborted.__module__}.{WorkerAborted.__qualname__}"
+
+
+def aborted_job(worker: Worker) -> int | None:
+    """The job the abort rolled back and requeued: its error row names this worker."""
+    with contextlib.suppress(DatabaseError):
+        return (
+            JobError.objects.using(worker.using)
+            .filter(worker=worker.worker_id, exception=WORKER_ABORTED)
+            .order_by("-pk")
+            .values_list("job_id", flat=True)
+            .first()
+        )
+    return None
 
 
 class Command(BaseCommand):
@@ -165,9 +185,13 @@ class Command(BaseCommand):
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from exc
         except WorkerAborted as exc:
-            raise CommandError(
-                f"Worker {exc}; the running job was rolled back and requeued."
-            ) from None
+            # The stop the operator asked for, not a crash: one plain line, no
+            # "CommandError:" prefix, and the documented status.
+            job_id = aborted_job(worker)
+            job = "the running job" if job_id is None else f"job {job_id}"
+            message = f"Stopped: {job} was interrupted, rolled back and requeued ({exc})."
+            self.stderr.write(message, style_func=lambda text: text)
+            sys.exit(EXIT_ABORTED)
 
     def run_pool(self, options: dict[str, Any]) -> None:
         processes, max_jobs = options["processes"], options["max_jobs"]
