@@ -77,6 +77,7 @@ def test_opening_the_update_of_a_busy_object_answers_409_naming_the_job(admin, h
     assert "tests.crudapp.tasks.work_slowly" in html
     assert "started by <strong>mallory</strong>" in html
     assert "waiting in the queue" in html
+    assert "A background job is queued to work on this object." in html  # not yet working
     assert f'href="/jobs/{job.pk}/"' in html  # staff may open the job's dashboard page
     assert 'value="Dune"' in html  # the form is there to keep typing into
     assert "It cannot be saved until the job has finished." in html
@@ -104,8 +105,17 @@ def test_a_running_job_shows_its_live_progress(admin):
     assert response.status_code == 409
     html = response.content.decode()
     assert "running" in html
+    assert "A background job is working on this object." in html
     assert '<progress max="100" value="25">' in html
     assert "3/12" in html
+
+
+def test_the_notice_counts_several_jobs_in_the_plural(admin):
+    book = make_book("Dune")
+    declare(book)
+    declare(book, running=True)
+    html = admin.get(reverse("book-update", args=[book.pk]), **HTMX).content.decode()
+    assert "Background jobs are working on this object." in html
 
 
 def test_the_conflict_clears_once_the_job_has_finished(admin):
