@@ -59,6 +59,27 @@ def test_the_edit_form_offers_each_bulk_field(client, admin):
     assert 'hx-target="#pc-modal-content"' in html
 
 
+def test_every_count_the_bulk_pages_show_has_thousands_separators(client, admin):
+    """As the messages built in Python write them ("Updated 1,234 books.")."""
+    books = make_books(1234)
+    client.post(reverse("book-select"), {"action": "all"}, **HX)
+    html = client.get(reverse("book-list")).content.decode()
+    assert "<strong>1,234</strong> selected" in html
+    assert "1,234 books · page 1 of 124" in html
+    html = client.post(reverse("book-bulk-edit"), **HX).content.decode()
+    assert "Edit 1,234 selected books" in html
+    assert "Apply to 1,234 books" in html
+    html = client.post(reverse("book-bulk-delete"), **HX).content.decode()
+    assert "Delete 1,234 selected books?" in html
+    assert "This deletes 1,234 books" in html
+    assert ">Delete 1,234</button>" in html
+    schedule("tests.crudapp.tasks.hold_for", [1], locks=books, on_commit=False)
+    html = client.post(reverse("book-bulk-edit"), **HX).content.decode()
+    assert "1,234 of the 1,234 selected books are declared by a queued or running job" in html
+    assert "… and 1,184 more." in html
+    assert "1234" not in html.replace('data-busy="1234"', "")
+
+
 def test_editing_with_nothing_selected_says_so(client, admin):
     response = client.post(reverse("book-bulk-edit"), **HX)
     assert response.status_code == 422
