@@ -42,6 +42,7 @@ this mixin); the busy check in ``powercrud.conflicts``.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +67,8 @@ if TYPE_CHECKING:
     from django.forms import Form
 
     from async_queue import Job
+
+logger = logging.getLogger("powercrud.bulk")
 
 
 def job_pks(job: Job) -> list[Any]:
@@ -245,7 +248,8 @@ class BulkMixin(BulkResponses):
             elif action != "show":
                 raise BadRequest(f"Unknown selection action {action[:40]!r}.")
         except SelectionLimitExceeded as exc:
-            notice, status = ("error", str(exc)), 422
+            logger.info("Selection refused: %s", exc)  # which setting to raise, if it is one
+            notice, status = ("error", exc.user_message), 422
         return self.bulk_selection_response(affected, notice, status)
 
     def post_bulk_edit(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
