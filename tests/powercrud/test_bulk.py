@@ -267,6 +267,19 @@ def test_a_queued_job_on_a_selected_row_makes_bulk_operations_refuse(client, adm
     assert len(selected(client)) == 3
 
 
+def test_a_running_jobs_progress_is_said_in_its_own_words_or_as_a_percent(client, admin):
+    books = make_books(2)
+    job = schedule("tests.crudapp.tasks.hold_for", [1], locks=books, on_commit=False)
+    progress = {"progress_current": 3, "progress_total": 12}
+    Job.objects.filter(pk=job.pk).update(status="running", **progress)
+    choose(client, books)
+    html = client.post(reverse("book-bulk-edit"), **HX).content.decode()
+    assert "<td>25%</td>" in html
+    Job.objects.filter(pk=job.pk).update(progress_message="Checking: 3 of 6 books (50%)")
+    html = client.post(reverse("book-bulk-edit"), **HX).content.decode()
+    assert "<td>Checking: 3 of 6 books (50%)</td>" in html  # not "25% Checking: ..."
+
+
 def test_a_job_appearing_between_the_check_and_the_write_is_refused_by_hold(
     client, admin, monkeypatch
 ):

@@ -144,6 +144,24 @@ def test_bulk_delete_and_many_to_many_replace_run_as_jobs(client, admin):
     assert events(response) == {"powercrud:changed": {"message": "Deleted 6 books."}}
 
 
+def test_the_modal_says_a_phase_in_one_phrase(client, admin):
+    books = make_books(6)
+    choose(client, books, "quickbook")
+    edit(client, "quickbook", status="published")
+    job = Job.objects.get()
+    message = "Checking: 3 of 6 books (50%)"
+    Job.objects.filter(pk=job.pk).update(
+        status=Status.RUNNING, progress_current=3, progress_total=12, progress_message=message
+    )
+    html = poll(client, job).content.decode()
+    assert attribute(html, "data-percent") == "25"  # the bar: the whole job
+    state = html[html.index('<p class="pc-bulk-state">') :]
+    state = state[: state.index("</p>")]
+    # The phase's own words, not "25% Checking: 3 of 6 books (50%)".
+    assert "25%" not in state
+    assert message in state
+
+
 def test_a_real_worker_runs_500_rows_and_the_modal_follows_its_progress(
     client, admin, start_worker
 ):

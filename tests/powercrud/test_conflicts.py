@@ -110,6 +110,22 @@ def test_a_running_job_shows_its_live_progress(admin):
     assert "3/12" in html
 
 
+def test_a_jobs_progress_is_said_once_in_its_own_words_with_separated_numbers(admin):
+    book = make_book("Dune")
+    job = declare(book, running=True, progress=(5836, 20000))
+    url = reverse("book-update", args=[book.pk])
+    html = admin.get(url, **HTMX).content.decode()
+    assert "5,836/20,000" in html  # no message: the numbers, as every count is written
+    Job.objects.filter(pk=job.pk).update(progress_message="Checking: 5,836 of 10,000 books (58%)")
+    html = admin.get(url, **HTMX).content.decode()
+    assert "Checking: 5,836 of 10,000 books (58%)" in html
+    # The job's own words say how far it is; an overall 29% beside them would contradict
+    # (the bar still shows the whole job).
+    assert 'class="pc-percent"' not in html
+    assert '<progress max="100" value="29">' in html
+    assert "5,836/20,000" not in html
+
+
 def test_the_notice_counts_several_jobs_in_the_plural(admin):
     book = make_book("Dune")
     declare(book)
