@@ -302,7 +302,10 @@ class BulkMixin(BulkResponses):
             self.get_bulk_selection().remove(str(pk) for pk in job_pks(job))
         if not self.is_bulk_fragment():
             return self.render_bulk("powercrud/bulk/progress.html", **context)
-        response = self.render_bulk("powercrud/bulk/progress_status.html", **context)
+        # Once the job has ended, the modal's title (outside the polled element) says how.
+        response = self.render_bulk(
+            "powercrud/bulk/progress_status.html", oob_title=job_status.finished, **context
+        )
         if job_status.finished:
             response.status_code = HTMX_STOP_POLLING
         if job_status.succeeded:
