@@ -46,6 +46,18 @@ def redacted_text(value: str) -> SafeString | str:
     return format_html("<pre>{}</pre>", show_text(value)) if value else ""
 
 
+class ReadOnlyPages(admin.ModelAdmin):
+    """An object's page changes nothing, so it is a view page: no Save buttons (a Close
+    link instead), and a post is refused.
+
+    Change permission still counts on the changelist (``obj`` None): the actions that
+    need it (retry, cancel) stay offered.
+    """
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None and super().has_change_permission(request)
+
+
 class ShownErrorText:
     """An error's message and traceback, redacted and cut (``display.show_text``)."""
 
@@ -116,7 +128,7 @@ class JobChangeList(ChangeList):
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(ReadOnlyPages):
     list_display = [
         "id",
         "name",
@@ -170,7 +182,7 @@ class JobAdmin(admin.ModelAdmin):
 
 
 @admin.register(JobError)
-class JobErrorAdmin(ShownErrorText, admin.ModelAdmin):
+class JobErrorAdmin(ShownErrorText, ReadOnlyPages):
     list_display = ["id", "job", "attempt", "exception", "created_at", "worker"]
     list_filter = ["exception"]
     search_fields = ["=job__id", "exception", "message"]
