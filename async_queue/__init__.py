@@ -7,9 +7,10 @@ Names are imported lazily, so importing this package never imports models.
 
 This module is the public API, for projects and for apps built on the queue (powercrud
 imports nothing else from it but ``models`` and ``exceptions``): scheduling, progress
-and cancellation, object locks (``hold``, ``busy``, ``holders``), who may see a job
-(``visible_jobs``, ``can_see``, ``job_url``), safe display of stored text
-(``show_line``, ``show_text``) and the htmx helpers both apps' views share.
+and cancellation, pausing queues and job names (``pause_queue``, ``pause_job``), object
+locks (``hold``, ``busy``, ``holders``), who may see a job (``visible_jobs``,
+``can_see``, ``job_url``), safe display of stored text (``show_line``, ``show_text``)
+and the htmx helpers both apps' views share.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ if TYPE_CHECKING:
     )
     from .htmx import htmx_details, hx_trigger, wants_fragment
     from .locks import LockTarget, busy, hold, holders, lock_key, lock_keys
-    from .models import Job, JobError, JobGroup, JobLock, Status
+    from .models import Job, JobError, JobGroup, JobLock, Pause, Status
+    from .pausing import pause_job, pause_queue, paused, resume_job, resume_queue
     from .permissions import can_see, job_url, visible_jobs
     from .policy import backoff
     from .progress import (
@@ -64,6 +66,7 @@ __all__ = [
     "JobNotAllowed",
     "JobTimeout",
     "LockTarget",
+    "Pause",
     "Progress",
     "Retry",
     "ScheduleError",
@@ -87,7 +90,12 @@ __all__ = [
     "job_url",
     "lock_key",
     "lock_keys",
+    "pause_job",
+    "pause_queue",
+    "paused",
     "report_progress",
+    "resume_job",
+    "resume_queue",
     "schedule",
     "schedule_many",
     "show_line",
@@ -144,6 +152,12 @@ _EXPORTS = {
     "ScheduleError": "exceptions",
     "JobNotAllowed": "exceptions",
     "InvalidJobState": "exceptions",
+    "Pause": "models",
+    "pause_queue": "pausing",
+    "resume_queue": "pausing",
+    "pause_job": "pausing",
+    "resume_job": "pausing",
+    "paused": "pausing",
 }
 
 

@@ -205,18 +205,20 @@ def _check_liveness(value: dict[str, Any]) -> list[CheckMessage]:
     return []
 
 
+TASK_BACKENDS = ("async_queue.contrib.tasks.QueueBackend", "async_queue.backends.QueueBackend")
+
+
 @register(Tags.compatibility)
 def check_task_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     tasks = getattr(settings, "TASKS", None) or {}
     uses_backend = any(
-        isinstance(config, dict) and config.get("BACKEND") == "async_queue.backends.QueueBackend"
+        isinstance(config, dict) and config.get("BACKEND") in TASK_BACKENDS
         for config in tasks.values()
     )
     if uses_backend and importlib.util.find_spec("django.tasks") is None:
         return [
             Error(
-                "TASKS names async_queue.backends.QueueBackend, but this Django has no "
-                "django.tasks.",
+                "TASKS names async_queue's QueueBackend, but this Django has no django.tasks.",
                 hint="The django.tasks backend needs Django 6.0 or later; on 5.2 use "
                 "async_queue.schedule() directly.",
                 id="async_queue.E020",

@@ -42,6 +42,7 @@ this mixin); the busy check in ``powercrud.conflicts``.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +67,8 @@ if TYPE_CHECKING:
     from django.forms import Form
 
     from async_queue import Job
+
+logger = logging.getLogger("powercrud.bulk")
 
 
 def job_pks(job: Job) -> list[Any]:
@@ -245,7 +248,8 @@ class BulkMixin(BulkResponses):
             elif action != "show":
                 raise BadRequest(f"Unknown selection action {action[:40]!r}.")
         except SelectionLimitExceeded as exc:
-            notice, status = ("error", str(exc)), 422
+            logger.info("Selection refused: %s", exc)  # which setting to raise, if it is one
+            notice, status = ("error", exc.user_message), 422
         return self.bulk_selection_response(affected, notice, status)
 
     def post_bulk_edit(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -298,7 +302,10 @@ class BulkMixin(BulkResponses):
             self.get_bulk_selection().remove(str(pk) for pk in job_pks(job))
         if not self.is_bulk_fragment():
             return self.render_bulk("powercrud/bulk/progress.html", **context)
-        response = self.render_bulk("powercrud/bulk/progress_status.html", **context)
+        # Once the job has ended, the modal's title (outside the polled element) says how.
+        response = self.render_bulk(
+            "powercrud/bulk/progress_status.html", oob_title=job_status.finished, **context
+        )
         if job_status.finished:
             response.status_code = HTMX_STOP_POLLING
         if job_status.succeeded:

@@ -97,11 +97,19 @@ def find_conflict(targets: Iterable[Any]) -> Conflict | None:
     return Conflict(keys, jobs) if jobs else None
 
 
+def jobs_message(jobs: list[Job]) -> str:
+    """What the jobs do to the object: a queued job is not working on it yet."""
+    working = any(job.is_running for job in jobs)
+    if len(jobs) == 1:
+        return f"A background job is {'working' if working else 'queued to work'} on this object."
+    return f"Background jobs are {'working' if working else 'queued to work'} on this object."
+
+
 def describe(conflict: Conflict, user: Any, refresh_url: str) -> ConflictNotice:
     """The notice for ``conflict``, with each job's owner and live progress."""
     shown = blocking_jobs(conflict.jobs[:MAX_JOBS_SHOWN], user)
     if shown:
-        message = "A background job is working on this object."
+        message = jobs_message(conflict.jobs)
     else:
         # No job holds it: another request's hold() of the same object (PostgreSQL).
         # A database too busy to write at all is not a conflict but a 503 (SQLite).

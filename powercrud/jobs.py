@@ -141,6 +141,16 @@ class BulkOperation:
         """Report progress (a no-op outside a job; raises ``JobCancelled`` if cancelled)."""
         report_progress(done, total, message)
 
+    def phase(self, name: str, done: int, total: int) -> str:
+        """A phase's progress in one phrase: "Checking: 5,836 of 10,000 books (58%)".
+
+        Its own counts and its own percent, never the overall percent (the report's
+        current/total, which a progress bar shows): "29% Checked 5,836 of 10,000" read as
+        if the two numbers were about the same thing. Rounded down: 100% means done.
+        """
+        percent = 100 * done // total if total else 100
+        return f"{name}: {done:,} of {total:,} {self.plural} ({percent}%)"
+
 
 class BulkEdit(BulkOperation):
     """Set the same values on every object: concrete fields, foreign keys, many-to-many.
@@ -326,7 +336,7 @@ class BulkEdit(BulkOperation):
             for field, (mode, related) in self.m2m.items():
                 self.change_m2m_fast(field, mode, related, batch)
             done += len(batch)
-            self.progress(total + done, steps, f"Saved {done:,} of {total:,} {self.plural}")
+            self.progress(total + done, steps, self.phase("Saving", done, total))
 
     def change_m2m_fast(self, field: Any, mode: str, related: list, batch: list) -> None:
         through = field.remote_field.through
@@ -355,7 +365,7 @@ class BulkEdit(BulkOperation):
         for done, obj in enumerate(objects, 1):
             self.apply(obj)
             errors += self.validate_object(obj)
-            self.progress(done, steps, f"Checked {done:,} of {total:,} {self.plural}")
+            self.progress(done, steps, self.phase("Checking", done, total))
         if errors:
             raise BulkValidationError(errors, total, self.plural)
         fields = self.update_fields()
@@ -365,7 +375,7 @@ class BulkEdit(BulkOperation):
             else:
                 for done, obj in enumerate(objects, 1):
                     self.save_object(obj, fields)
-                    self.progress(total + done, steps, f"Saved {done:,} of {total:,} {self.plural}")
+                    self.progress(total + done, steps, self.phase("Saving", done, total))
         except IntegrityError as exc:
             raise BulkError(f"The database refused the change; nothing was changed: {exc}") from exc
         self.progress(steps, steps, f"Updated {total:,} {self.plural}")
@@ -397,9 +407,7 @@ class BulkDelete(BulkOperation):
                 for label, count in counts.items():
                     by_model[label] = by_model.get(label, 0) + count
                 deleted = by_model.get(self.model._meta.label, 0)
-                self.progress(
-                    deleted, existing, f"Deleted {deleted:,} of {existing:,} {self.plural}"
-                )
+                self.progress(deleted, existing, self.phase("Deleting", deleted, existing))
         except (ProtectedError, RestrictedError) as exc:
             blockers = (
                 exc.protected_objects if isinstance(exc, ProtectedError) else exc.restricted_objects

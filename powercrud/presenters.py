@@ -42,6 +42,11 @@ if TYPE_CHECKING:
 
 CHANGED_EVENT = "powercrud:changed"  # the list refreshes its table (and flashes the message)
 CLOSE_MODAL_EVENT = "powercrud:close-modal"
+# The progress modal's title by action: while it runs, done, failed, cancelled.
+PROGRESS_TITLES = {
+    "edit": ("Updating {}", "Updated {}", "Could not update {}", "Update of {} cancelled"),
+    "delete": ("Deleting {}", "Deleted {}", "Could not delete {}", "Deletion of {} cancelled"),
+}
 
 
 def digest(text: str, size: int = 6) -> str:
@@ -270,11 +275,29 @@ class BulkResponses:
             blocking_jobs=[] if conflicts or exc is None else exc.jobs,
         )
 
+    def bulk_progress_title(self, action: str, job_status: JobStatus, count: int | None) -> str:
+        """The progress modal's title: what the job does, then how it ended."""
+        opts = self.model._meta
+        what = str(opts.verbose_name if count == 1 else opts.verbose_name_plural)
+        if count is not None:
+            what = f"{count:,} {what}"
+        running, succeeded, failed, cancelled = PROGRESS_TITLES.get(action, PROGRESS_TITLES["edit"])
+        if job_status.succeeded:
+            return succeeded.format(what)
+        if job_status.failed:
+            return failed.format(what)
+        if job_status.cancelled:
+            return cancelled.format(what)
+        return running.format(what)
+
     def bulk_progress_context(self, job: Job, job_status: JobStatus, action: str) -> dict[str, Any]:
         count = self.get_async_manager().describe(job).get("count")
+        if not isinstance(count, int) or isinstance(count, bool):
+            count = None
         return {
             "job": job,
-            "count": count if isinstance(count, int) and not isinstance(count, bool) else "",
+            "count": "" if count is None else count,
+            "title": self.bulk_progress_title(action, job_status, count),
             "job_status": job_status,
             "action": action,
             "status_url": self.bulk_url("BULK_STATUS", job_pk=job.pk),

@@ -31,15 +31,22 @@ class InvalidPrimaryKey(BadRequest):
 
 
 class SelectionLimitExceeded(Exception):
-    """Selecting more would go past ``POWERCRUD["MAX_SELECTION"]``; nothing was changed."""
+    """Selecting more would go past ``POWERCRUD["MAX_SELECTION"]``; nothing was changed.
+
+    ``str()`` names the setting, for developers and logs; ``user_message`` is what the
+    user is shown, in which a setting's name would mean nothing.
+    """
 
     def __init__(self, wanted: int, limit: int) -> None:
         self.wanted = wanted
         self.limit = limit
+        self.user_message = (
+            f"That would select {wanted:,} rows, over the limit of {limit:,}. Nothing was "
+            "changed: narrow the filter, or clear the selection first."
+        )
         super().__init__(
             f"That would select {wanted:,} rows, over the limit of {limit:,} "
-            "(POWERCRUD['MAX_SELECTION']). Nothing was changed: narrow the filter, or clear "
-            "the selection first."
+            "(POWERCRUD['MAX_SELECTION'])."
         )
 
 

@@ -130,6 +130,9 @@ if interval := os.environ.get("ASYNC_QUEUE_TEST_PERIODIC"):  # workers of the pe
     ]
 
 if django.VERSION >= (6, 0):
+    # The django.tasks tasks of the backend's tests and of the contract suites ported to
+    # it: a worker runs only tasks of installed apps.
+    INSTALLED_APPS.append("tests.tasks_contract")
     TASKS = {
         "default": {
             "BACKEND": "async_queue.backends.QueueBackend",

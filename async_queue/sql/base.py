@@ -213,6 +213,11 @@ class Dialect(abc.ABC):
             queue_limits(),
         )
 
+    def reserve_job_id(self) -> tuple[int, datetime] | None:
+        """A job id (and the database clock's now) taken before the row is written, where
+        the database hands out ids apart from rows (a sequence); None elsewhere."""
+        return None
+
     def prune_rate_counts(self, batch: int = 2000) -> int:
         """Delete the rate counts of windows that have ended; returns how many."""
         sql = prune_rate_counts_sql(self.claim_shape(False, 0, False))

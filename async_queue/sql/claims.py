@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..limits import QueueLimit
-from ..models import Job, RateCount, Status
+from ..models import Job, Pause, PauseKind, RateCount, Status
 
 
 def literal(value: str | float) -> str:
@@ -110,6 +110,12 @@ def _claim_sql(shape: ClaimShape) -> str:
         f"(NOT waits_for_group OR NOT EXISTS (SELECT 1 FROM {table} AS sibling "
         f"WHERE sibling.group_id = {table}.group_id AND sibling.id <> {table}.id "
         f"AND sibling.status IN ('{Status.QUEUED}', '{Status.RUNNING}')))",
+        # Not of a paused queue or job name (models.pauses). NOT IN over an uncorrelated
+        # subquery reads the pause table once per claim and then probes a hash
+        # (PostgreSQL) or a temporary index (SQLite) per row; the claim index's order stays.
+        f"queue NOT IN (SELECT value FROM {quote(Pause._meta.db_table)} "
+        f"WHERE kind = '{PauseKind.QUEUE}') AND name NOT IN (SELECT value FROM "
+        f"{quote(Pause._meta.db_table)} WHERE kind = '{PauseKind.NAME}')",
         # Flow control: a key (or queue) at its limit of running jobs, or of starts.
         f"({table}.concurrency_key IS NULL OR (SELECT COUNT(*) FROM {table} AS peer "
         f"WHERE peer.{running} AND peer.concurrency_key = {table}.concurrency_key) "

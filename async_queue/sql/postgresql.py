@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, OperationalError, connections, transaction
@@ -266,6 +267,16 @@ class PostgreSQL(Dialect):
             period, started = job.rate_period or 1.0, job.started_at
             job.defer(worker, period - (started.timestamp() % period) if started else period)
         return None
+
+    def reserve_job_id(self) -> tuple[int, datetime] | None:
+        table = self.connection.ops.quote_name(Job._meta.db_table)
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT nextval(pg_get_serial_sequence(%s, %s)), {self.now}",
+                [table, Job._meta.pk.column],
+            )
+            job_id, now = cursor.fetchone()
+        return job_id, now
 
     def wake_workers(self) -> None:
         with self.connection.cursor() as cursor:

@@ -28,3 +28,15 @@ def cell(value: Any) -> Any:
     if isinstance(value, Model):
         return str(value)
     return value
+
+
+@register.filter
+def number(value: Any) -> Any:
+    """A count with thousands separators ("10,000"), as powercrud's messages write counts.
+
+    Not ``intcomma``: that needs ``django.contrib.humanize`` installed and follows the
+    locale, while the messages built in Python use ``{:,}``.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return value

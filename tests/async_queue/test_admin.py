@@ -28,6 +28,19 @@ def test_detail_is_read_only_and_shows_errors_inline(superuser_client):
     assert superuser_client.get(reverse("admin:async_queue_job_add")).status_code == 403
 
 
+@pytest.mark.parametrize("model", ["job", "joberror"])
+def test_read_only_pages_offer_no_save_buttons_and_refuse_a_post(superuser_client, model):
+    job = schedule(tasks.fail, max_attempts=1)
+    job.execute()
+    pk = job.pk if model == "job" else job.errors.get().pk
+    url = reverse(f"admin:async_queue_{model}_change", args=[pk])
+    content = superuser_client.get(url).content.decode()
+    for button in ('name="_save"', 'name="_continue"', 'name="_addanother"'):
+        assert button not in content
+    assert "Close" in content  # the page says how to leave instead
+    assert superuser_client.post(url, {"_save": "Save"}).status_code == 403
+
+
 def test_retry_and_cancel_actions(superuser_client):
     failed = schedule(tasks.fail, max_attempts=1)
     failed.execute()

@@ -81,9 +81,9 @@ def test_the_task_backend_needs_django_6(monkeypatch):
     from async_queue import checks
 
     monkeypatch.setattr(checks.importlib.util, "find_spec", lambda name: None)
-    tasks = {"default": {"BACKEND": "async_queue.backends.QueueBackend"}}
-    with override_settings(TASKS=tasks):
-        assert [m.id for m in checks.check_task_backend()] == ["async_queue.E020"]
+    for path in ("async_queue.contrib.tasks.QueueBackend", "async_queue.backends.QueueBackend"):
+        with override_settings(TASKS={"default": {"BACKEND": path}}):
+            assert [m.id for m in checks.check_task_backend()] == ["async_queue.E020"]
     with override_settings(TASKS={}):
         assert checks.check_task_backend() == []
 

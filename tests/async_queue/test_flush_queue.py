@@ -1,5 +1,6 @@
 """flush_queue as a real process: output, resilience to bad jobs, signals."""
 
+import logging
 import os
 import signal
 import time
@@ -31,6 +32,31 @@ def test_quiet_with_verbosity_0_and_jobs_limit(manage):
         schedule(tasks.record, [str(n)])
     assert manage("flush_queue", "--jobs", "2", "-v", "0").stdout == ""
     assert Record.objects.count() == 2
+
+
+def test_verbosity_0_prints_nothing_for_a_failed_job(manage):
+    schedule(tasks.fail, max_attempts=1)
+    result = manage("flush_queue", "-v", "0")
+    assert (result.stdout, result.stderr) == ("", "")
+
+
+def test_verbosity_1_prints_a_failed_job_once_on_each_stream(manage):
+    job = schedule(tasks.fail, max_attempts=1)
+    result = manage("flush_queue")
+    assert result.stdout.startswith(f"job {job.pk} tests.testapp.tasks.fail failed after ")
+    # The error, for those who read stderr only (cron mail); not the event line as well.
+    assert result.stderr == f"Job {job.pk} tests.testapp.tasks.fail failed: RuntimeError: boom\n"
+
+
+def test_a_failed_job_still_reaches_the_projects_log_handlers_with_verbosity_0(caplog):
+    from django.core.management import call_command
+
+    job = schedule(tasks.fail, max_attempts=1)
+    with caplog.at_level(logging.ERROR, logger="async_queue"):
+        call_command("flush_queue", verbosity=0)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == [
+        f"Job {job.pk} tests.testapp.tasks.fail failed: RuntimeError: boom"
+    ]
 
 
 def test_survives_raising_exiting_and_forged_jobs(manage):
@@ -105,7 +131,10 @@ def test_a_second_signal_aborts_the_job_which_is_rolled_back_and_requeued(start_
     worker.send_signal(signal.SIGINT)
     assert worker.wait(timeout=20) == 1
     assert time.monotonic() - started < 10
-    assert "rolled back and requeued" in worker.stderr
+    # The stop that was asked for, said plainly: not a "CommandError:" line.
+    assert worker.stderr == (
+        f"Stopped: job {job.pk} was interrupted, rolled back and requeued (aborted by SIGINT).\n"
+    )
     job.refresh_from_db()
     assert (job.status, job.attempts) == (Status.QUEUED, 1)
     error = job.errors.get()

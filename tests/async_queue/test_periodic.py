@@ -38,7 +38,7 @@ def test_latest_and_next_ticks():
     [
         ({}, "needs either cron or interval"),
         ({"cron": "* * *", "interval": 5}, "needs either cron or interval"),
-        ({"cron": "61 * * * *"}, "bad cron"),
+        ({"cron": "61 * * * *"}, "Bad cron expression"),
         ({"interval": 0}, "interval must be positive"),
     ],
 )

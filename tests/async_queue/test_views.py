@@ -932,9 +932,9 @@ def make_page_of_jobs(count: int, owner: User | None = None) -> None:
 @pytest.mark.parametrize("count", [4, 25])
 def test_list_query_count_is_pinned(superuser_client, django_assert_num_queries, count):
     make_page_of_jobs(count, owner=make_user("owner"))
-    # session, user, counts, page (with users); live progress: none on PostgreSQL (the row
-    # carries it), a side file outside Django on SQLite
-    with django_assert_num_queries(4):
+    # session, user, counts, page (with users), pauses; live progress: none on PostgreSQL
+    # (the row carries it), a side file outside Django on SQLite
+    with django_assert_num_queries(5):
         response = superuser_client.get(url("job-list"))
     assert len(row_ids(response)) == count
 
@@ -946,7 +946,7 @@ def test_list_query_count_for_staff_with_model_permissions(
     make_page_of_jobs(count)
     login(client, make_user("staff", "change_job", "delete_job", staff=True))
     # + the user's and their groups' permissions, once per request
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(7):
         client.get(url("job-list"))
 
 
@@ -954,7 +954,7 @@ def test_list_query_count_for_an_owner(client, django_assert_num_queries):
     owner = make_user("owner", "change_job")
     make_page_of_jobs(12, owner=owner)
     login(client, owner)
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(7):
         response = client.get(url("job-list"))
     assert len(row_ids(response)) == 12
 

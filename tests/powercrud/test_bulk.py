@@ -59,6 +59,27 @@ def test_the_edit_form_offers_each_bulk_field(client, admin):
     assert 'hx-target="#pc-modal-content"' in html
 
 
+def test_every_count_the_bulk_pages_show_has_thousands_separators(client, admin):
+    """As the messages built in Python write them ("Updated 1,234 books.")."""
+    books = make_books(1234)
+    client.post(reverse("book-select"), {"action": "all"}, **HX)
+    html = client.get(reverse("book-list")).content.decode()
+    assert "<strong>1,234</strong> selected" in html
+    assert "1,234 books · page 1 of 124" in html
+    html = client.post(reverse("book-bulk-edit"), **HX).content.decode()
+    assert "Edit 1,234 selected books" in html
+    assert "Apply to 1,234 books" in html
+    html = client.post(reverse("book-bulk-delete"), **HX).content.decode()
+    assert "Delete 1,234 selected books?" in html
+    assert "This deletes 1,234 books" in html
+    assert ">Delete 1,234</button>" in html
+    schedule("tests.crudapp.tasks.hold_for", [1], locks=books, on_commit=False)
+    html = client.post(reverse("book-bulk-edit"), **HX).content.decode()
+    assert "1,234 of the 1,234 selected books are declared by a queued or running job" in html
+    assert "… and 1,184 more." in html
+    assert "1234" not in html.replace('data-busy="1234"', "")
+
+
 def test_editing_with_nothing_selected_says_so(client, admin):
     response = client.post(reverse("book-bulk-edit"), **HX)
     assert response.status_code == 422
@@ -244,6 +265,19 @@ def test_a_queued_job_on_a_selected_row_makes_bulk_operations_refuse(client, adm
     assert response.status_code == 409
     assert set(Book.objects.values_list("status", flat=True)) == {"draft"}
     assert len(selected(client)) == 3
+
+
+def test_a_running_jobs_progress_is_said_in_its_own_words_or_as_a_percent(client, admin):
+    books = make_books(2)
+    job = schedule("tests.crudapp.tasks.hold_for", [1], locks=books, on_commit=False)
+    progress = {"progress_current": 3, "progress_total": 12}
+    Job.objects.filter(pk=job.pk).update(status="running", **progress)
+    choose(client, books)
+    html = client.post(reverse("book-bulk-edit"), **HX).content.decode()
+    assert "<td>25%</td>" in html
+    Job.objects.filter(pk=job.pk).update(progress_message="Checking: 3 of 6 books (50%)")
+    html = client.post(reverse("book-bulk-edit"), **HX).content.decode()
+    assert "<td>Checking: 3 of 6 books (50%)</td>" in html  # not "25% Checking: ..."
 
 
 def test_a_job_appearing_between_the_check_and_the_write_is_refused_by_hold(

@@ -75,6 +75,7 @@ def test_the_edit_is_one_job_declaring_every_object_and_the_modal_polls_it(clien
     assert attribute(html, "hx-trigger") == "every 1s"
     assert attribute(html, "data-state") == "queued"
     assert "Waiting for a worker" in html
+    assert '<h2 id="pc-modal-title">Updating 6 books</h2>' in html
     assert set(Book.objects.values_list("status", flat=True)) == {"draft"}  # not yet
 
     response = poll(client, job)
@@ -92,6 +93,9 @@ def test_the_edit_is_one_job_declaring_every_object_and_the_modal_polls_it(clien
     assert 'value="100.0"' in html
     assert "hx-trigger" not in html
     assert "Updated 6 books." in html
+    # The modal's title, outside the polled element, is replaced too: no "Updating" left.
+    assert '<h2 id="pc-modal-title" hx-swap-oob="true">Updated 6 books</h2>' in html
+    assert "Updating" not in html
     assert events(response) == {"powercrud:changed": {"message": "Updated 6 books."}}
     assert set(Book.objects.values_list("status", flat=True)) == {"published"}
     assert all(list(b.tags.all()) == [tag] for b in Book.objects.all())
@@ -112,6 +116,7 @@ def test_a_failing_job_shows_its_error_and_changes_nothing(client, admin):
     html = response.content.decode()
     assert attribute(html, "data-state") == "failed"
     assert "Failed." in html
+    assert '<h2 id="pc-modal-title" hx-swap-oob="true">Could not update 6 books</h2>' in html
     assert "2 of 6 books failed validation; nothing was changed." in html
     for book in (books[0], books[4]):
         assert f"<li>{book.title}: status: A book out of print cannot be a bestseller.</li>" in html
@@ -142,6 +147,36 @@ def test_bulk_delete_and_many_to_many_replace_run_as_jobs(client, admin):
     assert list(Book.objects.order_by("id")) == books[:2]
     response = poll(client, job)
     assert events(response) == {"powercrud:changed": {"message": "Deleted 6 books."}}
+    assert '<h2 id="pc-modal-title" hx-swap-oob="true">Deleted 6 books</h2>' in (
+        response.content.decode()
+    )
+
+
+def test_the_modal_says_a_phase_in_one_phrase_and_titles_the_outcome_without_javascript(
+    client, admin
+):
+    books = make_books(6)
+    choose(client, books, "quickbook")
+    edit(client, "quickbook", status="published")
+    job = Job.objects.get()
+    message = "Checking: 3 of 6 books (50%)"
+    Job.objects.filter(pk=job.pk).update(
+        status=Status.RUNNING, progress_current=3, progress_total=12, progress_message=message
+    )
+    html = poll(client, job).content.decode()
+    assert attribute(html, "data-percent") == "25"  # the bar: the whole job
+    state = html[html.index('<p class="pc-bulk-state">') :]
+    state = state[: state.index("</p>")]
+    # The phase's own words, not "25% Checking: 3 of 6 books (50%)".
+    assert "25%" not in state
+    assert message in state
+    assert 'hx-swap-oob="true"' not in html  # the title changes only once it has ended
+
+    Job.objects.filter(pk=job.pk).update(status=Status.QUEUED)
+    job.refresh_from_db()
+    job.execute()
+    page = client.get(status_url(job)).content.decode()  # without JavaScript: a page
+    assert '<h2 id="pc-modal-title">Updated 6 books</h2>' in page
 
 
 def test_a_real_worker_runs_500_rows_and_the_modal_follows_its_progress(

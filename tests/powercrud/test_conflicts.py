@@ -77,6 +77,7 @@ def test_opening_the_update_of_a_busy_object_answers_409_naming_the_job(admin, h
     assert "tests.crudapp.tasks.work_slowly" in html
     assert "started by <strong>mallory</strong>" in html
     assert "waiting in the queue" in html
+    assert "A background job is queued to work on this object." in html  # not yet working
     assert f'href="/jobs/{job.pk}/"' in html  # staff may open the job's dashboard page
     assert 'value="Dune"' in html  # the form is there to keep typing into
     assert "It cannot be saved until the job has finished." in html
@@ -104,8 +105,33 @@ def test_a_running_job_shows_its_live_progress(admin):
     assert response.status_code == 409
     html = response.content.decode()
     assert "running" in html
+    assert "A background job is working on this object." in html
     assert '<progress max="100" value="25">' in html
     assert "3/12" in html
+
+
+def test_a_jobs_progress_is_said_once_in_its_own_words_with_separated_numbers(admin):
+    book = make_book("Dune")
+    job = declare(book, running=True, progress=(5836, 20000))
+    url = reverse("book-update", args=[book.pk])
+    html = admin.get(url, **HTMX).content.decode()
+    assert "5,836/20,000" in html  # no message: the numbers, as every count is written
+    Job.objects.filter(pk=job.pk).update(progress_message="Checking: 5,836 of 10,000 books (58%)")
+    html = admin.get(url, **HTMX).content.decode()
+    assert "Checking: 5,836 of 10,000 books (58%)" in html
+    # The job's own words say how far it is; an overall 29% beside them would contradict
+    # (the bar still shows the whole job).
+    assert 'class="pc-percent"' not in html
+    assert '<progress max="100" value="29">' in html
+    assert "5,836/20,000" not in html
+
+
+def test_the_notice_counts_several_jobs_in_the_plural(admin):
+    book = make_book("Dune")
+    declare(book)
+    declare(book, running=True)
+    html = admin.get(reverse("book-update", args=[book.pk]), **HTMX).content.decode()
+    assert "Background jobs are working on this object." in html
 
 
 def test_the_conflict_clears_once_the_job_has_finished(admin):

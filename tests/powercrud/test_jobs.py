@@ -59,6 +59,14 @@ def test_a_bulk_edit_job_writes_every_row_and_reports_its_progress(function, rep
         assert (book.status, book.author, list(book.tags.all())) == ("published", author, [tag])
     # Checked 1..3, then saved (per batch or per object), out of 2 steps per object.
     assert [current for current, _, _ in reports][:3] == [1, 2, 3]
+    # Each message is one phrase: the phase with its own counts and percent (the overall
+    # percent, half of it while checking, is the current/total of the report).
+    assert [message for _, _, message in reports][:3] == [
+        "Checking: 1 of 3 books (33%)",
+        "Checking: 2 of 3 books (66%)",
+        "Checking: 3 of 3 books (100%)",
+    ]
+    assert reports[3][2].startswith("Saving: ")
     assert {total for _, total, _ in reports} == {6}
     currents = [current for current, _, _ in reports]
     assert currents == sorted(currents)
@@ -117,6 +125,10 @@ def test_a_delete_stopped_by_a_protected_row_deletes_nothing(monkeypatch, report
     assert "Nothing was deleted" in job.last_error
     assert "loan loan to Bob" in job.last_error
     assert [current for current, _, _ in reports] == [1, 2]  # deleted, then rolled back
+    assert [message for _, _, message in reports] == [
+        "Deleting: 1 of 3 books (33%)",
+        "Deleting: 2 of 3 books (66%)",
+    ]
     assert Book.objects.count() == 3
 
 
@@ -131,4 +143,4 @@ def test_an_edit_that_fails_validation_writes_nothing(reports):
     assert job.status == Status.FAILED
     assert "cannot be a bestseller" in job.last_error
     assert set(Book.objects.values_list("status", flat=True)) == {"draft"}
-    assert all(message.startswith("Checked") for _, _, message in reports)
+    assert all(message.startswith("Checking: ") for _, _, message in reports)

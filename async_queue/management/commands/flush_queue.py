@@ -1,16 +1,83 @@
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, TextIO
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
 from async_queue.exceptions import WorkerAborted
+from async_queue.models import JobError
 from async_queue.pool import Pool, worker_command
 from async_queue.states import Outcome
 from async_queue.worker import Worker
+
+# The exit status after a second signal (or the end of --grace) aborted the running job.
+EXIT_ABORTED = 1
+
+# The least level of the records the command's own handler shows, by verbosity (-v 0:
+# none; -v 3: DEBUG).
+LOG_LEVELS = {1: logging.WARNING, 2: logging.INFO}
+
+
+class _NoEvents(logging.Filter):
+    """Drops the ``async_queue.events`` records: one per lifecycle event, structured for
+    a project's log pipeline, they repeat what the line per job and the error say."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith("async_queue.events")
+
+
+@contextlib.contextmanager
+def command_logging(verbosity: int, stream: TextIO) -> Iterator[None]:
+    """Show the ``async_queue`` loggers' records on ``stream`` as ``verbosity`` asks, when
+    the project's ``LOGGING`` routes them nowhere.
+
+    Without a handler, Python's last-resort handler prints every warning and error to
+    stderr whatever the verbosity: two lines for a failed job even with ``-v 0``. A
+    project that configured a handler for them keeps its own routing.
+    """
+    logger = logging.getLogger("async_queue")
+    if logger.hasHandlers():
+        yield
+        return
+    handler: logging.Handler
+    previous = logger.level
+    if verbosity <= 0:
+        handler = logging.NullHandler()  # silent, and the last-resort handler stays out
+    else:
+        level = LOG_LEVELS.get(verbosity, logging.DEBUG)
+        handler = logging.StreamHandler(stream)
+        handler.setLevel(level)
+        handler.addFilter(_NoEvents())
+        if logger.getEffectiveLevel() > level:
+            logger.setLevel(level)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+
+WORKER_ABORTED = f"{WorkerAborted.__module__}.{WorkerAborted.__qualname__}"
+
+
+def aborted_job(worker: Worker) -> int | None:
+    """The job the abort rolled back and requeued: its error row names this worker."""
+    with contextlib.suppress(DatabaseError):
+        return (
+            JobError.objects.using(worker.using)
+            .filter(worker=worker.worker_id, exception=WORKER_ABORTED)
+            .order_by("-pk")
+            .values_list("job_id", flat=True)
+            .first()
+        )
+    return None
 
 
 class Command(BaseCommand):
@@ -88,9 +155,13 @@ class Command(BaseCommand):
             raise CommandError("--sleep must be a positive number of seconds.")
         if options["grace"] is not None and options["grace"] <= 0:
             raise CommandError("--grace must be a positive number of seconds.")
-        if options["processes"] is not None or options["max_jobs"] is not None:
-            self.run_pool(options)
-            return
+        with command_logging(options["verbosity"], sys.stderr):
+            if options["processes"] is not None or options["max_jobs"] is not None:
+                self.run_pool(options)
+            else:
+                self.run_worker(options)
+
+    def run_worker(self, options: dict[str, Any]) -> None:
         worker = Worker(options["database"], queues=options["queue"], prefix=options["filter"])
         verbosity = options["verbosity"]
 
@@ -114,9 +185,13 @@ class Command(BaseCommand):
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from exc
         except WorkerAborted as exc:
-            raise CommandError(
-                f"Worker {exc}; the running job was rolled back and requeued."
-            ) from None
+            # The stop the operator asked for, not a crash: one plain line, no
+            # "CommandError:" prefix, and the documented status.
+            job_id = aborted_job(worker)
+            job = "the running job" if job_id is None else f"job {job_id}"
+            message = f"Stopped: {job} was interrupted, rolled back and requeued ({exc})."
+            self.stderr.write(message, style_func=lambda text: text)
+            sys.exit(EXIT_ABORTED)
 
     def run_pool(self, options: dict[str, Any]) -> None:
         processes, max_jobs = options["processes"], options["max_jobs"]

@@ -8,6 +8,7 @@
  *   the same event (and the bulk mixin's "powercrud:refresh") and reloads itself.
  * - Other error responses are not swapped in; #pc-flash says what the server answered
  *   (for a busy database, async_queue's "async-queue:busy" message, and the table reloads).
+ * - In the bulk edit form, giving a field a value ticks that field's "change" box.
  */
 (function () {
   "use strict";
@@ -103,6 +104,24 @@
     flash("The server answered " + xhr.status + (xhr.statusText ? " " + xhr.statusText : "") +
       ": nothing was changed.", true);
   });
+
+  // Bulk edit: typing a value (or choosing one) is a wish to change that field, so its
+  // "change" box is ticked for the user. Only ever ticked: unticking stays the user's
+  // way to keep the old values, and without JavaScript the box is ticked by hand.
+  function tickChangeBox(event) {
+    var input = event.target;
+    if (!input.closest || /__change$/.test(input.name || "")) {
+      return;
+    }
+    var row = input.closest(".pc-bulk-form tr[data-field]");
+    var box = row && row.querySelector('input[type="checkbox"][name$="__change"]');
+    if (box && !box.checked) {
+      box.checked = true;
+    }
+  }
+
+  document.addEventListener("input", tickChangeBox);
+  document.addEventListener("change", tickChangeBox);
 
   document.addEventListener("click", function (event) {
     if (event.target.closest && event.target.closest("[data-pc-close]")) {
