@@ -299,9 +299,9 @@ def bulk_edit(base: str, context, shots: Path) -> None:
 
     toolbar = page.locator(".pc-bulk-toolbar")
     toolbar.locator(".pc-bulk-all").click()
-    expect(toolbar.locator(".pc-bulk-count strong")).to_have_text(str(drafts))
+    expect(toolbar.locator(".pc-bulk-count strong")).to_have_text(f"{drafts:,}")
     toolbar.locator(".pc-bulk-edit").click()
-    expect(modal.locator("h2")).to_have_text(f"Edit {drafts} selected big books")
+    expect(modal.locator("h2")).to_have_text(f"Edit {drafts:,} selected big books")
     modal.locator("#id_status__change").check()
     modal.locator("#id_status").select_option("published")
     expect(modal).to_contain_text("This runs in the background")
