@@ -15,6 +15,19 @@ from django.test import Client
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# The browser tests drive Debian's Chromium (a tool's own browser download does not work
+# everywhere), headless and with nothing that reaches the network by itself.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
 def child_env() -> dict[str, str]:
     """The environment of a subprocess that must use this run's test database."""
     env = dict(os.environ)

@@ -13,17 +13,8 @@ from pathlib import Path
 import pytest
 
 from async_queue import Status, schedule
-from tests.conftest import make_user
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, make_user
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 APP_STATIC = Path(__file__).resolve().parents[2] / "async_queue" / "static"
 
 sync_api = pytest.importorskip(

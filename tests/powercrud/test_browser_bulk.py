@@ -12,18 +12,10 @@ import pytest
 from django.test import Client
 
 from async_queue import Job, Status
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.crudapp.helpers import make_books
 from tests.crudapp.models import Book
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 ROWS = 300  # with SlowBookView's 10 ms per save: about 3 s of visible progress
 
 sync_api = pytest.importorskip(

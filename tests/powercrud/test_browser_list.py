@@ -19,19 +19,10 @@ from django.db import connections
 from django.test import Client
 
 from async_queue import Job, Status, schedule
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.crudapp import tasks
 from tests.crudapp.factories import make_author, make_book, make_books, make_user
 from tests.crudapp.models import Book
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="the playwright package is not installed (pip install playwright)"
