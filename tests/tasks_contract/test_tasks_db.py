@@ -1003,7 +1003,8 @@ class DatabaseWorkerProcessTestCase(TransactionTestCase):
 
         result.refresh()
 
-        # TODO: https://github.com/RealOrangeOne/django-tasks-db/issues/46
+        # Upstream leaves a killed worker's task RUNNING (django-tasks-db#46). Here too, right
+        # after the kill: another worker's crash recovery requeues it within RECOVERY_INTERVAL.
         self.assertEqual(result.status, TaskResultStatus.RUNNING)
 
     def test_system_exit_task(self) -> None:
